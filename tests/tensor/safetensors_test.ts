@@ -1,0 +1,36 @@
+import { assert, assertEquals, assertThrows } from "../assert.ts";
+import { encodeSafetensors, parseSafetensors, readSafetensors, SafetensorsError } from "../../pipeline/tensor/safetensors.ts";
+import { f32, floatToHalf, halfToFloat } from "../../pipeline/tensor/tensor.ts";
+import { SHARED } from "../shared.ts";
+
+Deno.test("reads diffusers weights written by torch (conformance UNet)", () => {
+  const f = readSafetensors(`${SHARED}/conformance/unet/unet.safetensors`);
+  assertEquals(f.keys().length, 684);
+  const w = f.getF32("conv_in.weight");
+  assertEquals(w.shape, [16, 4, 3, 3]);
+  assert(w.data.every(Number.isFinite));
+});
+
+Deno.test("round-trips tensors and metadata byte-exactly", () => {
+  const a = f32([2, 3], new Float32Array([1, -2, 3.5, 0, 1e-7, -0]));
+  const bytes = encodeSafetensors({ b: a, a: f32([1]) }, { who: "test" });
+  const back = parseSafetensors(bytes, "mem");
+  assertEquals(back.keys(), ["a", "b"]);
+  assertEquals([...back.getF32("b").data], [...a.data]);
+  assertEquals(back.metadata.who, "test");
+  assertEquals(encodeSafetensors({ b: back.get("b"), a: back.get("a") }, { who: "test" }), bytes);
+});
+
+Deno.test("refuses pickles, truncation and bad offsets with the file named", () => {
+  const zip = new Uint8Array([0x50, 0x4b, 3, 4, 0, 0, 0, 0, 0, 0]);
+  assertThrows(() => parseSafetensors(zip, "w.bin"), SafetensorsError, "w.bin: this is a pickled PyTorch file");
+  const good = encodeSafetensors({ x: f32([4]) });
+  assertThrows(() => parseSafetensors(good.subarray(0, good.length - 3), "t.safetensors"), SafetensorsError, 't.safetensors: truncated — tensor "x"');
+  assertThrows(() => readSafetensors("/nonexistent/x.safetensors"), SafetensorsError, "/nonexistent/x.safetensors: cannot read (ENOENT)");
+});
+
+Deno.test("half conversion is exact on representable values and rounds to nearest even", () => {
+  for (const v of [0, 1, -2, 0.5, 65504, 6.103515625e-5, 5.960464477539063e-8]) assertEquals(halfToFloat(floatToHalf(v)), v);
+  assertEquals(floatToHalf(1 + 2 ** -11), floatToHalf(1)); // tie → even
+  assertEquals(halfToFloat(floatToHalf(1 + 3 * 2 ** -11)), 1 + 2 ** -9);
+});
