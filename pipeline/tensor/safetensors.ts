@@ -5,10 +5,11 @@
  * @module
  */
 import * as fs from "node:fs";
+import { UserError } from "../errors.ts";
 import { type DType, numel, type Tensor, type TypedArrayOf } from "./tensor.ts";
 
 /** Error with a message meant for the user: names the file and what was expected. */
-export class SafetensorsError extends Error {
+export class SafetensorsError extends UserError {
   override name = "SafetensorsError";
 }
 
@@ -86,7 +87,9 @@ export function parseSafetensors(bytes: Uint8Array, path: string): SafetensorsFi
     const info = infos.get(name);
     if (!info) throw new SafetensorsError(`${path}: missing tensor "${name}"`);
     const [a, b] = info.data_offsets;
-    const raw = bytes.slice(dataStart + a, dataStart + b); // copy → aligned buffer
+    // Copy into a fresh, aligned buffer (a Node Buffer's slice() is a view of the whole file).
+    const raw = new Uint8Array(b - a);
+    raw.set(bytes.subarray(dataStart + a, dataStart + b));
     const buf = raw.buffer;
     switch (info.dtype) {
       case "F32":

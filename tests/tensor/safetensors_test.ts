@@ -9,6 +9,13 @@ Deno.test("reads diffusers weights written by torch (conformance UNet)", () => {
   const w = f.getF32("conv_in.weight");
   assertEquals(w.shape, [16, 4, 3, 3]);
   assert(w.data.every(Number.isFinite));
+  // Two different tensors must decode to different data at the right offsets (a view bug once decoded all from 0).
+  const io = readSafetensors(`${SHARED}/conformance/unet_io.safetensors`);
+  assertEquals(io.getF32("input.timestep").shape, [2]);
+  assertEquals(io.getF32("input.timestep").data.length, 2);
+  const b = f.getF32("conv_in.bias");
+  assertEquals(b.shape, [16]);
+  assert(b.data[0] !== w.data[0] || b.data[1] !== w.data[1]);
 });
 
 Deno.test("round-trips tensors and metadata byte-exactly", () => {

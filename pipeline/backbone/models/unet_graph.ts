@@ -1,0 +1,266 @@
+/**
+ * UNet2DConditionModel (SD 1.x/2.x) as an ONNX graph, with the build options the method needs:
+ * taps (extra outputs) at named points, an additive `modulation` input on the attn2 output of one up-path
+ * position, injection inputs replacing attn1 q/k and the attn2 output of chosen positions, and truncation
+ * (only the taps are computed; everything after the deepest one is pruned).
+ *
+ * Names follow the conformance set: up-path position i = (L+1)·j + k for up_blocks[j].resnets[k]
+ * (L = layers_per_block, so 3·j + k for SD); taps `up.posII.{resnet,out,attn1_q,attn1_k,attn2_q,attn2_k,
+ * attn2_out}`, `up.blockJ.upsampler`, `debug.{time_proj,time_embedding,conv_in,down_blockI.out,mid_block.out}`.
+ * @module
+ */
+import { fail } from "../../errors.ts";
+import type { GraphBuilder } from "../onnx/builder.ts";
+import type { WeightSource } from "../weights/weight_map.ts";
+import { type AttnTapKind, transformer2dGraph, type TransformerHooks } from "./attention.ts";
+import { convFrom, downsampleGraph, groupNormFrom, resnetGraph, upsampleGraph } from "./resnet.ts";
+import { type UNetLayout, upPositions } from "./unet_config.ts";
+import { transformerDims } from "./unet_spec.ts";
+
+/** Build options of a UNet graph variant. */
+export interface UNetBuildOptions {
+  /** Tap names to expose as outputs (see module doc). */
+  taps?: readonly string[];
+  /** Up-path position whose attn2 output receives the `modulation` input ([B, h·w, 1]). */
+  modulationPosition?: number | null;
+  /** Up-path positions whose attn1 q/k and attn2 output are graph inputs `inject.posII.{kind}`. */
+  injectPositions?: readonly number[];
+  /** Output only the taps, pruning everything after the deepest one (no `eps` output). */
+  truncate?: boolean;
+}
+
+/** Two-digit position label. */
+export const posLabel = (i: number): string => `up.pos${String(i).padStart(2, "0")}`;
+
+/** Tap name of an attention tensor at up-path position i, e.g. tapName(7, "attn1_q") = "up.pos07.attn1_q". */
+export function tapName(i: number, kind: AttnTapKind | "resnet" | "out"): string {
+  return `${posLabel(i)}.${kind}`;
+}
+
+/** Every tap name a layout offers (for validation and messages). */
+export function availableTaps(l: UNetLayout): string[] {
+  const out = ["debug.time_proj", "debug.time_embedding", "debug.conv_in"];
+  l.down.forEach((_, i) => out.push(`debug.down_block${i}.out`));
+  out.push("debug.mid_block.out");
+  const per = l.layersPerBlock + 1;
+  l.up.forEach((lvl, j) => {
+    for (let k = 0; k < per; k++) {
+      const i = j * per + k;
+      out.push(tapName(i, "resnet"), tapName(i, "out"));
+      if (lvl.attention) {
+        for (const kind of ["attn1_q", "attn1_k", "attn2_q", "attn2_k", "attn2_out"] as const) {
+          out.push(tapName(i, kind));
+        }
+      }
+    }
+    if (lvl.upsample) out.push(`up.block${j}.upsampler`);
+  });
+  return out;
+}
+
+/** Positions that have a transformer. */
+export function attentionPositions(l: UNetLayout): number[] {
+  const per = l.layersPerBlock + 1, out: number[] = [];
+  l.up.forEach((lvl, j) => {
+    if (lvl.attention) { for (let k = 0; k < per; k++) out.push(j * per + k); }
+  });
+  return out;
+}
+
+/** Check options against the layout; problems are one UserError line. */
+export function checkBuildOptions(l: UNetLayout, o: UNetBuildOptions): void {
+  const avail = new Set(availableTaps(l));
+  const attn = attentionPositions(l);
+  for (const t of o.taps ?? []) {
+    if (!avail.has(t)) {
+      fail(
+        "unet taps",
+        `unknown tap "${t}" (this UNet offers e.g. ${tapName(attn[0] ?? 0, "attn1_q")}; positions 0..${
+          upPositions(l) - 1
+        })`,
+      );
+    }
+  }
+  const m = o.modulationPosition;
+  if (m !== undefined && m !== null && !attn.includes(m)) {
+    fail(
+      "modulation.block",
+      `up-path position ${m} has no cross-attention (positions with attention: ${attn.join(", ")})`,
+    );
+  }
+  for (const p of o.injectPositions ?? []) {
+    if (!attn.includes(p)) {
+      fail(
+        "unet injection",
+        `up-path position ${p} has no attention (positions with attention: ${attn.join(", ")})`,
+      );
+    }
+    for (const k of ["attn2_q", "attn2_k"]) {
+      if ((o.taps ?? []).includes(tapName(p, k as AttnTapKind))) {
+        fail(
+          "unet taps",
+          `${
+            tapName(p, k as AttnTapKind)
+          } is not computed when position ${p} is injected (its attn2 output is an input)`,
+        );
+      }
+    }
+  }
+  if (o.truncate && !(o.taps ?? []).length) {
+    fail("unet truncate", "a truncated variant needs at least one tap");
+  }
+}
+
+/**
+ * Build the UNet into `g`. Inputs: `sample` [B, C_in, H, W], `timestep` [B] (float32), `context`
+ * [B, S, D]; plus `modulation` and `inject.*` per options. Outputs: `eps` (unless truncated) and the taps.
+ */
+export function buildUNetGraph(
+  g: GraphBuilder,
+  w: WeightSource,
+  l: UNetLayout,
+  o: UNetBuildOptions = {},
+): void {
+  checkBuildOptions(l, o);
+  const remaining = new Set(o.taps ?? []);
+  const emit = (name: string, v: string) => {
+    if (remaining.delete(name)) g.output(name, g.toF32(v));
+  };
+  const done = () => o.truncate === true && remaining.size === 0;
+  const temb0 = l.timeEmbedDim, C0 = l.blockOut[0];
+
+  let sample = g.toCompute(g.input("sample", "F32", ["batch", l.inChannels, "height", "width"]));
+  const timestep = g.input("timestep", "F32", ["batch"]);
+  const context = g.toCompute(g.input("context", "F32", ["batch", "seq", l.crossDim]));
+  if (l.centerInput) sample = g.sub(g.mul(sample, g.scalar(2)), g.scalar(1));
+
+  // Time embedding: sinusoidal features → linear_1 → silu → linear_2.
+  const tproj = g.scope(
+    "time_proj",
+    () => g.timestepEmbedding(timestep, { dim: C0, flipSinToCos: l.flipSinToCos, freqShift: l.freqShift }),
+  );
+  emit("debug.time_proj", tproj);
+  const temb = g.scope("time_embedding", () => {
+    const h = g.silu(
+      g.linear(tproj, {
+        weight: w.take("time_embedding.linear_1.weight"),
+        bias: w.take("time_embedding.linear_1.bias"),
+      }),
+    );
+    return g.linear(h, {
+      weight: w.take("time_embedding.linear_2.weight"),
+      bias: w.take("time_embedding.linear_2.bias"),
+    });
+  });
+  emit("debug.time_embedding", temb);
+  const rd = (inCh: number, outCh: number, outScale = 1) => ({
+    inCh,
+    outCh,
+    tembCh: temb0,
+    groups: l.groups,
+    eps: l.normEps,
+    outScale,
+  });
+
+  let h = convFrom(g, w, "conv_in", sample, (l.convInKernel - 1) / 2);
+  emit("debug.conv_in", h);
+  const skips = [h];
+  l.down.forEach((lvl, i) => {
+    g.scope(`down_blocks.${i}`, () => {
+      for (let k = 0; k < l.layersPerBlock; k++) {
+        h = resnetGraph(
+          g,
+          w,
+          `down_blocks.${i}.resnets.${k}`,
+          rd(k === 0 ? lvl.inCh : lvl.outCh, lvl.outCh),
+          h,
+          temb,
+        );
+        if (lvl.attention) {
+          h = transformer2dGraph(
+            g,
+            w,
+            `down_blocks.${i}.attentions.${k}`,
+            transformerDims(l, lvl.outCh, lvl.heads),
+            h,
+            context,
+          );
+        }
+        skips.push(h);
+      }
+      if (lvl.downsample) {
+        h = downsampleGraph(g, w, `down_blocks.${i}.downsamplers.0`, h, l.downsamplePadding);
+        skips.push(h);
+      }
+    });
+    emit(`debug.down_block${i}.out`, h);
+  });
+  if (done()) return;
+
+  const last = l.blockOut[l.blockOut.length - 1];
+  h = g.scope("mid_block", () => {
+    let m = resnetGraph(g, w, "mid_block.resnets.0", rd(last, last, l.midScale), h, temb);
+    m = transformer2dGraph(g, w, "mid_block.attentions.0", transformerDims(l, last, l.midHeads), m, context);
+    return resnetGraph(g, w, "mid_block.resnets.1", rd(last, last, l.midScale), m, temb);
+  });
+  emit("debug.mid_block.out", h);
+  if (done()) return;
+
+  const per = l.layersPerBlock + 1;
+  const injected = new Set(o.injectPositions ?? []);
+  for (let j = 0; j < l.up.length; j++) {
+    const lvl = l.up[j];
+    for (let k = 0; k < per; k++) {
+      const i = j * per + k;
+      g.scope(`up_blocks.${j}`, () => {
+        h = g.concat([h, skips.pop()!], 1);
+        h = resnetGraph(g, w, `up_blocks.${j}.resnets.${k}`, rd(lvl.resnetIn[k], lvl.outCh), h, temb);
+        emit(tapName(i, "resnet"), h);
+        if (lvl.attention) {
+          h = transformer2dGraph(
+            g,
+            w,
+            `up_blocks.${j}.attentions.${k}`,
+            transformerDims(l, lvl.outCh, lvl.heads),
+            h,
+            context,
+            hooksFor(g, i, j, lvl.outCh, o, injected, emit),
+          );
+        }
+        emit(tapName(i, "out"), h);
+      });
+      if (done()) return;
+    }
+    if (lvl.upsample) {
+      h = upsampleGraph(g, w, `up_blocks.${j}.upsamplers.0`, h);
+      emit(`up.block${j}.upsampler`, h);
+      if (done()) return;
+    }
+  }
+  h = g.silu(groupNormFrom(g, w, "conv_norm_out", h, l.groups, l.normEps));
+  h = convFrom(g, w, "conv_out", h, (l.convOutKernel - 1) / 2);
+  if (!o.truncate) g.output("eps", g.toF32(h), "F32", ["batch", l.outChannels, "height", "width"]);
+}
+
+/** Taps, injection inputs and modulation input of position i (level j, C channels). */
+function hooksFor(
+  g: GraphBuilder,
+  i: number,
+  j: number,
+  C: number,
+  o: UNetBuildOptions,
+  injected: Set<number>,
+  emit: (name: string, v: string) => void,
+): TransformerHooks {
+  const tokens = `tokens${j}`;
+  const hooks: TransformerHooks = { tap: (kind, v) => emit(tapName(i, kind), v) };
+  if (injected.has(i)) {
+    const inp = (kind: string) =>
+      g.toCompute(g.input(`inject.${posLabel(i).slice(3)}.${kind}`, "F32", ["batch", tokens, C]));
+    hooks.inject = { attn1_q: inp("attn1_q"), attn1_k: inp("attn1_k"), attn2_out: inp("attn2_out") };
+  }
+  if (o.modulationPosition === i) {
+    hooks.modulation = g.toCompute(g.input("modulation", "F32", ["batch", tokens, 1]));
+  }
+  return hooks;
+}
