@@ -36,10 +36,28 @@ export interface Stage<P = Record<string, unknown>> {
   name: string;
   /** Bump when the code's output changes; part of the cache key. */
   version: number;
-  /** Dotted config key paths this stage reads (e.g. "kmeans.k"); their values go into the cache key. */
+  /**
+   * Dotted config key paths this stage reads (e.g. "kmeans.k"); their values go into the cache key. `run` and
+   * `inputFiles` receive them as a flat record keyed by these paths (`params["kmeans.k"]`), plus `unit`
+   * (unit scope) or `units` (row scope). A path may name a whole group ("sampler").
+   */
   params: string[];
   /** Names of upstream stages whose artifacts `run` receives (keyed by stage name). */
   upstream: string[];
+  /**
+   * How the stage is instantiated (optional; default "unit"). "unit": one instance per (row, unit), e.g. per
+   * clip; `params.unit` is the unit's name. "row": one instance per row over all its units (e.g. metrics over
+   * all clips); a unit-scoped upstream `s` arrives as inputs[`s/<unit>`] and `params.units` lists the units
+   * (also given when "units" is in `params`). A row stage without unit-scoped upstreams and without "units"
+   * (e.g. preparing a model once) is shared by every row and config with equal params.
+   */
+  scope?: "unit" | "row";
+  /**
+   * What the report reads from this stage (optional). "metrics": a row-scoped stage whose json.metrics is
+   * {mIoU, mVC8, mVC16 (percent), classIoU?: {name: percent|null}}. "labels": a unit-scoped stage whose
+   * tensors.labels is U8/I32 [F, H, W] class ids, with json.frames (frame names) and optional json.palette.
+   */
+  role?: "labels" | "metrics";
   /** Data files read by this stage for the given params (their identity goes into the cache key). */
   inputFiles?(params: P): string[] | Promise<string[]>;
   /** Pure computation. */

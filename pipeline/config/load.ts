@@ -1,0 +1,276 @@
+/**
+ * Loading a config file: YAML → `defaults` + named `rows` of overrides (deep-merged over the schema
+ * defaults) → `--set` overrides → validation → paths resolved against the repo root. Every mistake is a
+ * one-line UserError naming the file, the key path and what was expected.
+ *
+ *   title: "Table 2"            # optional
+ *   defaults: {kmeans: {k: 20}}
+ *   rows:
+ *     A: {title: "...", paper: {mIoU: 33.4, mVC8: 70.6, mVC16: 60.2}, batch_size: 1}
+ * @module
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import YAML from "yaml";
+import { UserError } from "../errors.ts";
+import { type LeafSpec, schemaDefaults, schemaLeaves, specAt, type VidsegConfig } from "./schema.ts";
+import {
+  checkCrossFields,
+  checkLeaf,
+  describeValue,
+  type Origin,
+  unknownKey,
+  validateLayer,
+} from "./validate.ts";
+import { REPO_ROOT, resolveRepoPath } from "./paths.ts";
+
+/** Published numbers stored beside a row (percent). */
+export interface PaperNumbers {
+  mIoU: number | null;
+  mVC8: number | null;
+  mVC16: number | null;
+}
+
+/** One row: its name, label, published numbers and fully resolved config. */
+export interface ConfigRow {
+  name: string;
+  title: string | null;
+  paper: PaperNumbers | null;
+  config: VidsegConfig;
+}
+
+/** A loaded config file. */
+export interface LoadedConfig {
+  /** The path as given (used in messages). */
+  file: string;
+  /** File name without extension (names the results folder). */
+  name: string;
+  title: string | null;
+  rows: ConfigRow[];
+}
+
+/** Options of `loadConfig`. */
+export interface LoadOptions {
+  /** `KEY=VALUE` overrides (VALUE parsed as YAML); `rows.NAME.KEY=VALUE` targets one row. */
+  set?: string[];
+  /** Keep only these rows (in config order). */
+  rows?: string[];
+  /** Base of relative paths inside the config (default: the repo root). */
+  root?: string;
+  /** Directory the config file name is relative to (default: the current directory). */
+  cwd?: string;
+}
+
+const TOP_KEYS = ["title", "defaults", "rows"];
+const PAPER_KEYS = ["mIoU", "mVC8", "mVC16"];
+const ROW_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const PATH_LEAVES = schemaLeaves().filter(([, s]) => s.kind === "path").map(([p]) => p);
+
+const isMapping = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === "object" && !Array.isArray(v);
+
+/** Read and validate a config file. */
+export function loadConfig(file: string, opts: LoadOptions = {}): LoadedConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(path.resolve(opts.cwd ?? Deno.cwd(), file), "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(
+      `${file}: ${code === "ENOENT" ? "config file not found" : `cannot read config (${code})`}`,
+    );
+  }
+  return parseConfig(text, file, opts);
+}
+
+/** Parse YAML text into a validated config (`file` is used for messages and the config name). */
+export function parseConfig(text: string, file: string, opts: LoadOptions = {}): LoadedConfig {
+  const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length) {
+    const e = doc.errors[0];
+    const pos = e.linePos?.[0];
+    const msg = e.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "");
+    throw new UserError(`${file}${pos ? `:${pos.line}:${pos.col}` : ""}: YAML syntax error: ${msg}`);
+  }
+  const top = doc.toJS() ?? {};
+  const at = (prefix: string): Origin => ({ kind: "file", file, prefix });
+  if (!isMapping(top)) {
+    throw new UserError(`${file}: expected a mapping with defaults and rows, got ${describeValue(top)}`);
+  }
+  for (const k of Object.keys(top)) {
+    if (!TOP_KEYS.includes(k)) throw new UserError(`${file}: ${k}: ${unknownKey(k, TOP_KEYS, "")}`);
+  }
+  const title = top.title ?? null;
+  if (title !== null && typeof title !== "string") {
+    throw new UserError(`${file}: title: expected a string, got ${describeValue(title)}`);
+  }
+  const defaults = top.defaults ?? {};
+  validateLayer(defaults, at("defaults"));
+
+  const rawRows = top.rows ?? { default: {} };
+  if (!isMapping(rawRows) || !Object.keys(rawRows).length) {
+    throw new UserError(
+      `${file}: rows: expected a mapping of row names to overrides, got ${describeValue(rawRows)}`,
+    );
+  }
+  const rows: {
+    name: string;
+    title: string | null;
+    paper: PaperNumbers | null;
+    over: Record<string, unknown>;
+  }[] = [];
+  for (const [name, raw] of Object.entries(rawRows)) {
+    if (!ROW_NAME.test(name)) {
+      throw new UserError(`${file}: rows.${name}: expected a row name of letters, digits, "_", "." or "-"`);
+    }
+    const over = raw ?? {};
+    let rowTitle: string | null = null, paper: PaperNumbers | null = null;
+    validateLayer(over, at(`rows.${name}`), {
+      title: (v) => {
+        if (typeof v !== "string") {
+          throw new UserError(`${file}: rows.${name}.title: expected a string, got ${describeValue(v)}`);
+        }
+        rowTitle = v;
+      },
+      paper: (v) => (paper = checkPaper(v, `${file}: rows.${name}.paper`)),
+    });
+    const { title: _t, paper: _p, ...params } = over as Record<string, unknown>;
+    rows.push({ name, title: rowTitle, paper, over: params });
+  }
+
+  const sets = (opts.set ?? []).map((s) => parseSet(s, rows.map((r) => r.name)));
+  const root = opts.root ?? REPO_ROOT;
+  const loaded: LoadedConfig = {
+    file,
+    name: path.basename(file).replace(/\.ya?ml$/i, ""),
+    title,
+    rows: rows.map((r) => {
+      const origins = new Map<string, Origin>();
+      const merged = schemaDefaults();
+      mergeInto(merged, defaults as Record<string, unknown>, at("defaults"), origins);
+      mergeInto(merged, r.over, at(`rows.${r.name}`), origins);
+      for (const s of sets) {
+        if (s.row === null || s.row === r.name) {
+          mergeInto(merged, nest(s.key, s.value), { kind: "set" }, origins);
+        }
+      }
+      checkCrossFields(merged, origins, { kind: "default", file });
+      for (const p of PATH_LEAVES) resolvePathLeaf(merged, p, root);
+      return { name: r.name, title: r.title, paper: r.paper, config: merged as unknown as VidsegConfig };
+    }),
+  };
+  return opts.rows?.length ? selectRows(loaded, opts.rows) : loaded;
+}
+
+/** The config restricted to `names` (config order kept); unknown names are a UserError. */
+export function selectRows(config: LoadedConfig, names: readonly string[]): LoadedConfig {
+  for (const n of names) {
+    if (!config.rows.some((r) => r.name === n)) {
+      throw new UserError(
+        `--rows: unknown row "${n}" (${config.file} has rows ${config.rows.map((r) => r.name).join(", ")})`,
+      );
+    }
+  }
+  return { ...config, rows: config.rows.filter((r) => names.includes(r.name)) };
+}
+
+/** A parsed `--set` override. */
+export interface SetOverride {
+  /** Row it applies to (null: every row). */
+  row: string | null;
+  key: string;
+  value: unknown;
+}
+
+/** Parse and validate `KEY=VALUE` (VALUE as a YAML scalar or flow value). */
+export function parseSet(arg: string, rowNames: string[]): SetOverride {
+  const eq = arg.indexOf("=");
+  if (eq <= 0) throw new UserError(`--set: expected KEY=VALUE, got ${JSON.stringify(arg)}`);
+  let key = arg.slice(0, eq).trim();
+  let row: string | null = null;
+  const m = /^rows\.([^.]+)\.(.+)$/.exec(key);
+  if (m) {
+    if (!rowNames.includes(m[1])) {
+      throw new UserError(`--set ${key}: unknown row "${m[1]}" (rows: ${rowNames.join(", ")})`);
+    }
+    [row, key] = [m[1], m[2]];
+  }
+  let value: unknown;
+  try {
+    value = YAML.parse(arg.slice(eq + 1));
+  } catch (e) {
+    throw new UserError(`--set ${key}: value is not valid YAML (${(e as Error).message.split("\n")[0]})`);
+  }
+  const spec = specAt(key);
+  if (!spec) {
+    const parts = key.split(".");
+    const parent = parts.slice(0, -1).join(".");
+    const ps = parent ? specAt(parent) : undefined;
+    const siblings = !parent
+      ? Object.keys(schemaDefaults())
+      : ps?.kind === "group"
+      ? Object.keys(ps.fields)
+      : [];
+    throw new UserError(
+      `--set ${key}: ${unknownKey(parts[parts.length - 1], siblings, parent ? parent + "." : "")}`,
+    );
+  }
+  if (spec.kind === "group") validateLayer(nest(key, value), { kind: "set" });
+  else {
+    const err = checkLeaf(spec as LeafSpec, value);
+    if (err) throw new UserError(`--set ${key}: ${err}`);
+  }
+  return { row, key, value };
+}
+
+function checkPaper(v: unknown, where: string): PaperNumbers {
+  if (!isMapping(v)) {
+    throw new UserError(`${where}: expected a mapping {mIoU, mVC8, mVC16}, got ${describeValue(v)}`);
+  }
+  const out: PaperNumbers = { mIoU: null, mVC8: null, mVC16: null };
+  for (const [k, x] of Object.entries(v)) {
+    if (!PAPER_KEYS.includes(k)) throw new UserError(`${where}.${k}: ${unknownKey(k, PAPER_KEYS, "paper.")}`);
+    if (x !== null && (typeof x !== "number" || !(x >= 0 && x <= 100))) {
+      throw new UserError(`${where}.${k}: expected number in [0, 100] or null, got ${describeValue(x)}`);
+    }
+    out[k as keyof PaperNumbers] = x as number | null;
+  }
+  return out;
+}
+
+/** {a: {b: value}} from "a.b". */
+function nest(dotted: string, value: unknown): Record<string, unknown> {
+  return dotted.split(".").reduceRight<unknown>((v, k) => ({ [k]: v }), value) as Record<string, unknown>;
+}
+
+/** Deep-merge a validated layer: groups merge, leaves (incl. lists) replace; records each leaf's origin. */
+function mergeInto(
+  target: Record<string, unknown>,
+  layer: Record<string, unknown>,
+  origin: Origin,
+  origins: Map<string, Origin>,
+  prefix = "",
+): void {
+  for (const [k, v] of Object.entries(layer)) {
+    const dotted = prefix + k;
+    if (specAt(dotted)?.kind === "group") {
+      mergeInto(
+        target[k] as Record<string, unknown>,
+        v as Record<string, unknown>,
+        origin,
+        origins,
+        dotted + ".",
+      );
+    } else {
+      target[k] = structuredClone(v);
+      origins.set(dotted, origin);
+    }
+  }
+}
+
+function resolvePathLeaf(config: Record<string, unknown>, dotted: string, root: string): void {
+  const parts = dotted.split(".");
+  const parent = parts.slice(0, -1).reduce((o, k) => o[k] as Record<string, unknown>, config);
+  const leaf = parts[parts.length - 1];
+  if (typeof parent[leaf] === "string") parent[leaf] = resolveRepoPath(parent[leaf] as string, root);
+}
