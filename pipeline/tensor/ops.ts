@@ -7,8 +7,6 @@
  */
 import { f32, i32, type Tensor } from "./tensor.ts";
 
-type Plane = Tensor<"U8"> | Tensor<"I32">;
-
 /** [H, W, C] of an image tensor ([H, W] → C = 1). */
 export function imageDims(t: Tensor): [number, number, number] {
   if (t.shape.length === 2) return [t.shape[0], t.shape[1], 1];
@@ -205,8 +203,8 @@ function roundEven(v: number): number {
 
 const COEF_BITS = 11, COEF_SCALE = 1 << COEF_BITS;
 
-/** OpenCV's linear taps for one axis: clamped source index and fixed-point weight of the second tap. */
-function cvLinearTaps(inSize: number, outSize: number): { i0: Int32Array; i1: Int32Array; a0: Int32Array; a1: Int32Array } {
+/** OpenCV's horizontal linear taps: clamped source columns and their 11-bit weights. */
+function cvHorizontalTaps(inSize: number, outSize: number): { i0: Int32Array; i1: Int32Array; a0: Int32Array; a1: Int32Array } {
   const scale = 1 / (outSize / inSize);
   const i0 = new Int32Array(outSize), i1 = new Int32Array(outSize), a0 = new Int32Array(outSize), a1 = new Int32Array(outSize);
   const f = new Float32Array(2);
@@ -248,11 +246,9 @@ export function resizeBilinearCv(t: Tensor<"U8">, outH: number, outW: number): T
     }
     return { dtype: "U8", shape, data: out };
   }
-  const xs = cvLinearTaps(W, outW), ys = cvLinearTaps(H, outH);
-  // The vertical taps are not clamped by OpenCV's coefficient code, only the rows they fetch are; cvLinearTaps
-  // zeroes the weight instead, which fetches the same (clamped) row with the same total weight only when the
-  // rounded pair sums to 2048 — recompute the rows' weights unclamped to stay exact.
-  const yw = cvVerticalTaps(H, outH);
+  // Columns: OpenCV clamps the tap (and zeroes its fraction) at the borders; rows: it keeps the unclamped
+  // fraction for the weights and clamps only the rows it fetches.
+  const xs = cvHorizontalTaps(W, outW), yw = cvVerticalTaps(H, outH);
   const hrow = (r: number, buf: Int32Array) => {
     for (let x = 0; x < outW; x++) {
       for (let c = 0; c < C; c++) {
@@ -270,7 +266,6 @@ export function resizeBilinearCv(t: Tensor<"U8">, outH: number, outW: number): T
       out[y * outW * C + i] = v < 0 ? 0 : v > 255 ? 255 : v;
     }
   }
-  void ys;
   return { dtype: "U8", shape, data: out };
 }
 
@@ -370,6 +365,3 @@ export function gather<D extends "F32" | "I32" | "U8">(t: Tensor<D>, indices: Ar
   }
   return { dtype: t.dtype, shape: [indices.length, ...t.shape.slice(1)], data: out } as Tensor<D>;
 }
-
-/** Expose for planes typed either way. */
-export type { Plane };

@@ -1,8 +1,9 @@
 /**
- * diffusers Attention, BasicTransformerBlock and Transformer2DModel (SD 1.x/2.x spatial transformer):
- * parameter specs and graph builders, with hooks on the first transformer block for the paper's needs —
- * taps of attn1 q/k, attn2 q/k/out; injection of attn1 q/k and attn2 out; additive modulation of the
- * attn2 output before its residual add.
+ * diffusers Attention, FeedForward (GEGLU), BasicTransformerBlock and Transformer2DModel (SD 1.x/2.x spatial
+ * transformer): parameter specs and graph builders, with hooks on the first transformer block for the paper's
+ * needs — taps of attn1 q/k/out, attn2 q/k/out; injection of attn1 q/k and attn2 out; additive modulation of the
+ * attn2 output (SD) or of the attn1 output (SVD) before its residual add. The attention and feed-forward
+ * builders are exported for the other transformer blocks (SVD temporal block, `svd_transformer.ts`).
  * @module
  */
 import type { GraphBuilder } from "../onnx/builder.ts";
@@ -10,7 +11,7 @@ import type { WeightSource } from "../weights/weight_map.ts";
 import { groupNormFrom, normSpec, type SpecFn } from "./resnet.ts";
 
 /** Tensors of a transformer block the hooks can see: Linear outputs before head split, [B, tokens, C]. */
-export type AttnTapKind = "attn1_q" | "attn1_k" | "attn2_q" | "attn2_k" | "attn2_out";
+export type AttnTapKind = "attn1_q" | "attn1_k" | "attn1_out" | "attn2_q" | "attn2_k" | "attn2_out";
 
 /** Hooks applied to transformer_blocks[0] of one Transformer2DModel. */
 export interface TransformerHooks {
@@ -20,6 +21,20 @@ export interface TransformerHooks {
   inject?: Partial<Record<"attn1_q" | "attn1_k" | "attn2_out", string>>;
   /** [B, tokens, 1] added to the attn2 output (incl. to_out) before the residual add. */
   modulation?: string;
+  /** [B, tokens, 1] added to the attn1 output (incl. to_out) before the residual add (SVD self-attention). */
+  attn1Modulation?: string;
+}
+
+/** Hooks of one {@link attentionGraph} call. */
+export interface AttentionHooks {
+  /** Used instead of the to_q output. */
+  q?: string;
+  /** Used instead of the to_k output. */
+  k?: string;
+  /** Added to the output (after to_out), e.g. a [B, tokens, 1] modulation broadcast over channels. */
+  add?: string;
+  /** Sees q and k (after injection) and the output (after `add`). */
+  tap?: (kind: "q" | "k" | "out", value: string) => void;
 }
 
 /** Dimensions of a Transformer2DModel. */
@@ -47,6 +62,24 @@ export function attentionSpec(
   add(`${prefix}.to_out.0.bias`, [queryDim]);
 }
 
+/** Parameters of a diffusers FeedForward with GEGLU (mult 4): net.0.proj [8·dim, dim], net.2 [dimOut, 4·dim]. */
+export function feedForwardSpec(add: SpecFn, prefix: string, dim: number, dimOut = dim): void {
+  add(`${prefix}.net.0.proj.weight`, [8 * dim, dim]);
+  add(`${prefix}.net.0.proj.bias`, [8 * dim]);
+  add(`${prefix}.net.2.weight`, [dimOut, 4 * dim]);
+  add(`${prefix}.net.2.bias`, [dimOut]);
+}
+
+/** Parameters of a BasicTransformerBlock (self-attention, cross-attention, GEGLU feed-forward; C channels). */
+export function basicTransformerBlockSpec(add: SpecFn, prefix: string, C: number, crossDim: number): void {
+  normSpec(add, `${prefix}.norm1`, C);
+  attentionSpec(add, `${prefix}.attn1`, C, C, C);
+  normSpec(add, `${prefix}.norm2`, C);
+  attentionSpec(add, `${prefix}.attn2`, C, crossDim, C);
+  normSpec(add, `${prefix}.norm3`, C);
+  feedForwardSpec(add, `${prefix}.ff`, C);
+}
+
 /** Parameters of a Transformer2DModel (SD spatial transformer with GEGLU feed-forward). */
 export function transformer2dSpec(add: SpecFn, prefix: string, d: TransformerDims): void {
   const C = d.ch;
@@ -54,30 +87,28 @@ export function transformer2dSpec(add: SpecFn, prefix: string, d: TransformerDim
   add(`${prefix}.proj_in.weight`, d.linearProjection ? [C, C] : [C, C, 1, 1]);
   add(`${prefix}.proj_in.bias`, [C]);
   for (let t = 0; t < d.depth; t++) {
-    const b = `${prefix}.transformer_blocks.${t}`;
-    normSpec(add, `${b}.norm1`, C);
-    attentionSpec(add, `${b}.attn1`, C, C, C);
-    normSpec(add, `${b}.norm2`, C);
-    attentionSpec(add, `${b}.attn2`, C, d.crossDim, C);
-    normSpec(add, `${b}.norm3`, C);
-    add(`${b}.ff.net.0.proj.weight`, [8 * C, C]);
-    add(`${b}.ff.net.0.proj.bias`, [8 * C]);
-    add(`${b}.ff.net.2.weight`, [C, 4 * C]);
-    add(`${b}.ff.net.2.bias`, [C]);
+    basicTransformerBlockSpec(add, `${prefix}.transformer_blocks.${t}`, C, d.crossDim);
   }
   add(`${prefix}.proj_out.weight`, d.linearProjection ? [C, C] : [C, C, 1, 1]);
   add(`${prefix}.proj_out.bias`, [C]);
 }
 
-const lin = (g: GraphBuilder, w: WeightSource, key: string, x: string, bias = false) =>
-  g.linear(
+/** Linear layer `${key}.weight` (+ `${key}.bias` when `bias`) on the last axis. */
+export function linearFrom(g: GraphBuilder, w: WeightSource, key: string, x: string, bias = false): string {
+  return g.linear(
     x,
     { weight: w.take(`${key}.weight`), bias: bias ? w.take(`${key}.bias`) : undefined },
     key.split(".").slice(-1)[0],
   );
+}
 
-const ln = (g: GraphBuilder, w: WeightSource, key: string, x: string) =>
-  g.layerNorm(x, { eps: 1e-5, weight: w.take(`${key}.weight`), bias: w.take(`${key}.bias`) });
+/** LayerNorm `${key}` over the last axis (torch default eps 1e-5). */
+export function layerNormFrom(g: GraphBuilder, w: WeightSource, key: string, x: string, eps = 1e-5): string {
+  return g.layerNorm(x, { eps, weight: w.take(`${key}.weight`), bias: w.take(`${key}.bias`) });
+}
+
+const lin = linearFrom;
+const ln = (g: GraphBuilder, w: WeightSource, key: string, x: string) => layerNormFrom(g, w, key, x);
 
 /** Attention core after the projections: heads, scores, softmax, ·v, merge, to_out.0. */
 function attendAndProject(
@@ -92,6 +123,40 @@ function attendAndProject(
 ): string {
   const a = g.attention(q, k, v, { heads, headDim: ch / heads });
   return lin(g, w, `${prefix}.to_out.0`, a, true);
+}
+
+/**
+ * diffusers Attention on tokens: q = to_q(x), k = to_k(kv), v = to_v(kv) (no biases; kv = x for self-attention),
+ * multi-head softmax(q·kᵀ/√d)·v, to_out.0 (with bias), then `hooks.add`. Returns the output before any residual.
+ */
+export function attentionGraph(
+  g: GraphBuilder,
+  w: WeightSource,
+  prefix: string,
+  x: string,
+  kv: string,
+  ch: number,
+  heads: number,
+  hooks: AttentionHooks = {},
+): string {
+  const q = hooks.q ?? lin(g, w, `${prefix}.to_q`, x);
+  const k = hooks.k ?? lin(g, w, `${prefix}.to_k`, kv);
+  hooks.tap?.("q", q);
+  hooks.tap?.("k", k);
+  const v = lin(g, w, `${prefix}.to_v`, kv);
+  let out = attendAndProject(g, w, prefix, q, k, v, ch, heads);
+  if (hooks.add) out = g.add(out, hooks.add);
+  hooks.tap?.("out", out);
+  return out;
+}
+
+/** diffusers FeedForward with GEGLU: net.2(hidden·gelu(gate)), [hidden | gate] = net.0.proj(x). No residual. */
+export function feedForwardGraph(g: GraphBuilder, w: WeightSource, prefix: string, x: string): string {
+  const ff = g.geglu(x, {
+    weight: w.take(`${prefix}.net.0.proj.weight`),
+    bias: w.take(`${prefix}.net.0.proj.bias`),
+  });
+  return lin(g, w, `${prefix}.net.2`, ff, true);
 }
 
 /** BasicTransformerBlock on tokens [B, N, C]; hooks apply only when given (block 0). */
@@ -109,34 +174,24 @@ export function basicTransformerBlockGraph(
     const inj = hooks.inject ?? {};
     // Self-attention.
     const n1 = ln(g, w, `${prefix}.norm1`, x);
-    const q1 = inj.attn1_q ?? lin(g, w, `${prefix}.attn1.to_q`, n1);
-    const k1 = inj.attn1_k ?? lin(g, w, `${prefix}.attn1.to_k`, n1);
-    tap("attn1_q", q1);
-    tap("attn1_k", k1);
-    const v1 = lin(g, w, `${prefix}.attn1.to_v`, n1);
-    let h = g.add(attendAndProject(g, w, `${prefix}.attn1`, q1, k1, v1, d.ch, d.heads), x);
+    const a1 = attentionGraph(g, w, `${prefix}.attn1`, n1, n1, d.ch, d.heads, {
+      q: inj.attn1_q,
+      k: inj.attn1_k,
+      add: hooks.attn1Modulation,
+      tap: (kind, v) => tap(`attn1_${kind}`, v),
+    });
+    let h = g.add(a1, x);
     // Cross-attention (q from the latent, k/v from the text context).
     const n2 = ln(g, w, `${prefix}.norm2`, h);
-    let a2: string;
-    if (inj.attn2_out) a2 = inj.attn2_out;
-    else {
-      const q2 = lin(g, w, `${prefix}.attn2.to_q`, n2);
-      const k2 = lin(g, w, `${prefix}.attn2.to_k`, context);
-      tap("attn2_q", q2);
-      tap("attn2_k", k2);
-      const v2 = lin(g, w, `${prefix}.attn2.to_v`, context);
-      a2 = attendAndProject(g, w, `${prefix}.attn2`, q2, k2, v2, d.ch, d.heads);
-    }
+    let a2 = inj.attn2_out ?? attentionGraph(g, w, `${prefix}.attn2`, n2, context, d.ch, d.heads, {
+      tap: (kind, v) => kind !== "out" && tap(`attn2_${kind}`, v),
+    });
     if (hooks.modulation) a2 = g.add(a2, hooks.modulation);
     tap("attn2_out", a2);
     h = g.add(a2, h);
     // GEGLU feed-forward.
     const n3 = ln(g, w, `${prefix}.norm3`, h);
-    const ff = g.geglu(n3, {
-      weight: w.take(`${prefix}.ff.net.0.proj.weight`),
-      bias: w.take(`${prefix}.ff.net.0.proj.bias`),
-    });
-    return g.add(lin(g, w, `${prefix}.ff.net.2`, ff, true), h);
+    return g.add(feedForwardGraph(g, w, `${prefix}.ff`, n3), h);
   });
 }
 

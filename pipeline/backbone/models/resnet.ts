@@ -1,6 +1,7 @@
 /**
  * diffusers ResnetBlock2D, Downsample2D and Upsample2D: parameter specs (key → shape) and graph builders.
- * Shared by the UNet and the VAE (pass `tembCh: null` for blocks without a time embedding).
+ * Shared by the UNet and the VAE (pass `tembCh: null` for blocks without a time embedding). Also the video
+ * pieces of SVD: TemporalResnetBlock (Conv3d (3,1,1) across frames on [B, C, F, H, W]) and AlphaBlender.
  * @module
  */
 import type { GraphBuilder } from "../onnx/builder.ts";
@@ -121,4 +122,102 @@ export function downsampleGraph(
 /** Upsample2D: nearest ×2 then 3×3 conv (padding 1). */
 export function upsampleGraph(g: GraphBuilder, w: WeightSource, prefix: string, x: string): string {
   return g.scope(prefix, () => convFrom(g, w, `${prefix}.conv`, g.upsampleNearest2x(x), 1));
+}
+
+/** Parameters of a TemporalResnetBlock: like ResnetBlock2D with Conv3d kernels (3, 1, 1) (shortcut 1×1×1). */
+export function temporalResnetSpec(add: SpecFn, prefix: string, d: ResnetDims): void {
+  normSpec(add, `${prefix}.norm1`, d.inCh);
+  add(`${prefix}.conv1.weight`, [d.outCh, d.inCh, 3, 1, 1]);
+  add(`${prefix}.conv1.bias`, [d.outCh]);
+  if (d.tembCh !== null) {
+    add(`${prefix}.time_emb_proj.weight`, [d.outCh, d.tembCh]);
+    add(`${prefix}.time_emb_proj.bias`, [d.outCh]);
+  }
+  normSpec(add, `${prefix}.norm2`, d.outCh);
+  add(`${prefix}.conv2.weight`, [d.outCh, d.outCh, 3, 1, 1]);
+  add(`${prefix}.conv2.bias`, [d.outCh]);
+  if (d.inCh !== d.outCh) {
+    add(`${prefix}.conv_shortcut.weight`, [d.outCh, d.inCh, 1, 1, 1]);
+    add(`${prefix}.conv_shortcut.bias`, [d.outCh]);
+  }
+}
+
+/** Conv3d from `${prefix}.weight/.bias` on [B, C, F, H, W] with kernel (k, 1, 1), zero-padded (k−1)/2 frames. */
+export function temporalConvFrom(g: GraphBuilder, w: WeightSource, prefix: string, x: string): string {
+  const weight = w.take(`${prefix}.weight`);
+  const k = weight.shape[2], p = (k - 1) / 2;
+  return g.op("Conv", [
+    x,
+    g.initializer(weight, "conv3d.weight"),
+    g.initializer(w.take(`${prefix}.bias`), "conv3d.bias"),
+  ], {
+    kernel_shape: [k, 1, 1],
+    pads: [p, 0, 0, p, 0, 0],
+    strides: [1, 1, 1],
+    dilations: [1, 1, 1],
+    group: 1,
+  }, "conv3d");
+}
+
+/**
+ * TemporalResnetBlock on x [B, C, F, H, W] (GroupNorm statistics span all frames of a video):
+ * h = conv1(silu(norm1(x))) [+ time_emb_proj(silu(temb)) as [B, C, F, 1, 1]]; h = conv2(silu(norm2(h)));
+ * out = shortcut(x) + h. `tembBF` is the raw time embedding laid out [B, F, T] (one row per frame).
+ */
+export function temporalResnetGraph(
+  g: GraphBuilder,
+  w: WeightSource,
+  prefix: string,
+  d: ResnetDims,
+  x: string,
+  tembBF?: string,
+): string {
+  return g.scope(prefix, () => {
+    const gn = (key: string, t: string) =>
+      g.groupNorm(t, {
+        groups: d.groups,
+        eps: d.eps,
+        weight: w.take(`${key}.weight`),
+        bias: w.take(`${key}.bias`),
+        rank: 5,
+      });
+    let h = temporalConvFrom(g, w, `${prefix}.conv1`, g.silu(gn(`${prefix}.norm1`, x)));
+    if (d.tembCh !== null) {
+      if (!tembBF) throw new Error(`temporal resnet ${prefix}: time embedding required`);
+      const t = g.linear(g.silu(tembBF), {
+        weight: w.take(`${prefix}.time_emb_proj.weight`),
+        bias: w.take(`${prefix}.time_emb_proj.bias`),
+      }, "time_emb_proj"); // [B, F, C]
+      h = g.add(h, g.transpose(g.reshape(t, [0, 0, -1, 1, 1]), [0, 2, 1, 3, 4]));
+    }
+    h = temporalConvFrom(g, w, `${prefix}.conv2`, g.silu(gn(`${prefix}.norm2`, h)));
+    const sc = d.inCh !== d.outCh ? temporalConvFrom(g, w, `${prefix}.conv_shortcut`, x) : x;
+    return g.add(sc, h);
+  });
+}
+
+/** Parameter of an AlphaBlender ("learned" / "learned_with_images"): `${prefix}.mix_factor` [1]. */
+export function alphaBlendSpec(add: SpecFn, prefix: string): void {
+  add(`${prefix}.mix_factor`, [1]);
+}
+
+/**
+ * AlphaBlender in video mode (image_only_indicator all zero, so "learned" and "learned_with_images" agree):
+ * α = sigmoid(mix_factor) (1 − that when `switchSpatialToTemporal`, the temporal VAE), out = α·xs + (1 − α)·xt.
+ * Returns the blend and α (a [1] value, for taps).
+ */
+export function alphaBlendGraph(
+  g: GraphBuilder,
+  w: WeightSource,
+  prefix: string,
+  xSpatial: string,
+  xTemporal: string,
+  switchSpatialToTemporal = false,
+): { out: string; alpha: string } {
+  return g.scope(prefix, () => {
+    let alpha = g.op("Sigmoid", [g.initializer(w.take(`${prefix}.mix_factor`), "mix_factor")]);
+    if (switchSpatialToTemporal) alpha = g.sub(g.scalar(1), alpha);
+    const out = g.add(g.mul(alpha, xSpatial), g.mul(g.sub(g.scalar(1), alpha), xTemporal));
+    return { out, alpha };
+  });
 }

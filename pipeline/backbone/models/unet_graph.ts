@@ -111,6 +111,117 @@ export function checkBuildOptions(l: UNetLayout, o: UNetBuildOptions): void {
   }
 }
 
+/** Where a resnet sits: its path, level (down/up: block index; mid: 0) and index k inside the block. */
+export interface ResnetSite {
+  path: "down" | "mid" | "up";
+  level: number;
+  index: number;
+}
+
+/**
+ * The blocks a UNet variant is made of (SD: ResnetBlock2D + Transformer2DModel; SVD: SpatioTemporalResBlock +
+ * TransformerSpatioTemporalModel). {@link unetBody} walks the diffusers down/mid/up layout with them.
+ */
+export interface UNetBlocks {
+  /** A resnet at `site` taking `inCh` channels (hidden ‖ skip on the up path) to `outCh`. */
+  resnet(prefix: string, site: ResnetSite, inCh: number, outCh: number, x: string): string;
+  /** A transformer of `ch` channels; `position` = up-path position for up blocks, null on the down/mid path. */
+  transformer(prefix: string, ch: number, heads: number, x: string, position: number | null): string;
+}
+
+/**
+ * The down → mid → up walk of a diffusers UNet after conv_in (skip connections, downsamplers with padding 1,
+ * nearest ×2 upsamplers), with the blocks supplied by `b`. Emits `debug.down_blockI.out`, `debug.mid_block.out`,
+ * `up.posII.{resnet,out}` and `up.blockJ.upsampler` through `emit`; returns the last hidden state, or null as
+ * soon as `done()` says a truncated variant has all its taps.
+ */
+export function unetBody(
+  g: GraphBuilder,
+  w: WeightSource,
+  l: UNetLayout,
+  x: string,
+  b: UNetBlocks,
+  emit: (name: string, v: string) => void,
+  done: () => boolean,
+): string | null {
+  let h = x;
+  const skips = [h];
+  l.down.forEach((lvl, i) => {
+    g.scope(`down_blocks.${i}`, () => {
+      for (let k = 0; k < l.layersPerBlock; k++) {
+        const inCh = k === 0 ? lvl.inCh : lvl.outCh;
+        h = b.resnet(
+          `down_blocks.${i}.resnets.${k}`,
+          { path: "down", level: i, index: k },
+          inCh,
+          lvl.outCh,
+          h,
+        );
+        if (lvl.attention) {
+          h = b.transformer(`down_blocks.${i}.attentions.${k}`, lvl.outCh, lvl.heads, h, null);
+        }
+        skips.push(h);
+      }
+      if (lvl.downsample) {
+        h = downsampleGraph(g, w, `down_blocks.${i}.downsamplers.0`, h, l.downsamplePadding);
+        skips.push(h);
+      }
+    });
+    emit(`debug.down_block${i}.out`, h);
+  });
+  if (done()) return null;
+
+  const last = l.blockOut[l.blockOut.length - 1];
+  h = g.scope("mid_block", () => {
+    let m = b.resnet("mid_block.resnets.0", { path: "mid", level: 0, index: 0 }, last, last, h);
+    m = b.transformer("mid_block.attentions.0", last, l.midHeads, m, null);
+    return b.resnet("mid_block.resnets.1", { path: "mid", level: 0, index: 1 }, last, last, m);
+  });
+  emit("debug.mid_block.out", h);
+  if (done()) return null;
+
+  const per = l.layersPerBlock + 1;
+  for (let j = 0; j < l.up.length; j++) {
+    const lvl = l.up[j];
+    for (let k = 0; k < per; k++) {
+      const i = j * per + k;
+      g.scope(`up_blocks.${j}`, () => {
+        h = g.concat([h, skips.pop()!], 1);
+        h = b.resnet(
+          `up_blocks.${j}.resnets.${k}`,
+          { path: "up", level: j, index: k },
+          lvl.resnetIn[k],
+          lvl.outCh,
+          h,
+        );
+        emit(tapName(i, "resnet"), h);
+        if (lvl.attention) h = b.transformer(`up_blocks.${j}.attentions.${k}`, lvl.outCh, lvl.heads, h, i);
+        emit(tapName(i, "out"), h);
+      });
+      if (done()) return null;
+    }
+    if (lvl.upsample) {
+      h = upsampleGraph(g, w, `up_blocks.${j}.upsamplers.0`, h);
+      emit(`up.block${j}.upsampler`, h);
+      if (done()) return null;
+    }
+  }
+  return h;
+}
+
+/** diffusers TimestepEmbedding `${prefix}`: linear_2(silu(linear_1(x))). */
+export function timestepMlpGraph(g: GraphBuilder, w: WeightSource, prefix: string, x: string): string {
+  return g.scope(prefix, () => {
+    const h = g.silu(
+      g.linear(x, { weight: w.take(`${prefix}.linear_1.weight`), bias: w.take(`${prefix}.linear_1.bias`) }),
+    );
+    return g.linear(h, {
+      weight: w.take(`${prefix}.linear_2.weight`),
+      bias: w.take(`${prefix}.linear_2.bias`),
+    });
+  });
+}
+
 /**
  * Build the UNet into `g`. Inputs: `sample` [B, C_in, H, W], `timestep` [B] (float32), `context`
  * [B, S, D]; plus `modulation` and `inject.*` per options. Outputs: `eps` (unless truncated) and the taps.
@@ -140,103 +251,43 @@ export function buildUNetGraph(
     () => g.timestepEmbedding(timestep, { dim: C0, flipSinToCos: l.flipSinToCos, freqShift: l.freqShift }),
   );
   emit("debug.time_proj", tproj);
-  const temb = g.scope("time_embedding", () => {
-    const h = g.silu(
-      g.linear(tproj, {
-        weight: w.take("time_embedding.linear_1.weight"),
-        bias: w.take("time_embedding.linear_1.bias"),
-      }),
-    );
-    return g.linear(h, {
-      weight: w.take("time_embedding.linear_2.weight"),
-      bias: w.take("time_embedding.linear_2.bias"),
-    });
-  });
+  const temb = timestepMlpGraph(g, w, "time_embedding", tproj);
   emit("debug.time_embedding", temb);
-  const rd = (inCh: number, outCh: number, outScale = 1) => ({
-    inCh,
-    outCh,
-    tembCh: temb0,
-    groups: l.groups,
-    eps: l.normEps,
-    outScale,
-  });
 
-  let h = convFrom(g, w, "conv_in", sample, (l.convInKernel - 1) / 2);
-  emit("debug.conv_in", h);
-  const skips = [h];
-  l.down.forEach((lvl, i) => {
-    g.scope(`down_blocks.${i}`, () => {
-      for (let k = 0; k < l.layersPerBlock; k++) {
-        h = resnetGraph(
-          g,
-          w,
-          `down_blocks.${i}.resnets.${k}`,
-          rd(k === 0 ? lvl.inCh : lvl.outCh, lvl.outCh),
-          h,
-          temb,
-        );
-        if (lvl.attention) {
-          h = transformer2dGraph(
-            g,
-            w,
-            `down_blocks.${i}.attentions.${k}`,
-            transformerDims(l, lvl.outCh, lvl.heads),
-            h,
-            context,
-          );
-        }
-        skips.push(h);
-      }
-      if (lvl.downsample) {
-        h = downsampleGraph(g, w, `down_blocks.${i}.downsamplers.0`, h, l.downsamplePadding);
-        skips.push(h);
-      }
-    });
-    emit(`debug.down_block${i}.out`, h);
-  });
-  if (done()) return;
-
-  const last = l.blockOut[l.blockOut.length - 1];
-  h = g.scope("mid_block", () => {
-    let m = resnetGraph(g, w, "mid_block.resnets.0", rd(last, last, l.midScale), h, temb);
-    m = transformer2dGraph(g, w, "mid_block.attentions.0", transformerDims(l, last, l.midHeads), m, context);
-    return resnetGraph(g, w, "mid_block.resnets.1", rd(last, last, l.midScale), m, temb);
-  });
-  emit("debug.mid_block.out", h);
-  if (done()) return;
-
-  const per = l.layersPerBlock + 1;
+  const h0 = convFrom(g, w, "conv_in", sample, (l.convInKernel - 1) / 2);
+  emit("debug.conv_in", h0);
   const injected = new Set(o.injectPositions ?? []);
-  for (let j = 0; j < l.up.length; j++) {
-    const lvl = l.up[j];
-    for (let k = 0; k < per; k++) {
-      const i = j * per + k;
-      g.scope(`up_blocks.${j}`, () => {
-        h = g.concat([h, skips.pop()!], 1);
-        h = resnetGraph(g, w, `up_blocks.${j}.resnets.${k}`, rd(lvl.resnetIn[k], lvl.outCh), h, temb);
-        emit(tapName(i, "resnet"), h);
-        if (lvl.attention) {
-          h = transformer2dGraph(
-            g,
-            w,
-            `up_blocks.${j}.attentions.${k}`,
-            transformerDims(l, lvl.outCh, lvl.heads),
-            h,
-            context,
-            hooksFor(g, i, j, lvl.outCh, o, injected, emit),
-          );
-        }
-        emit(tapName(i, "out"), h);
-      });
-      if (done()) return;
-    }
-    if (lvl.upsample) {
-      h = upsampleGraph(g, w, `up_blocks.${j}.upsamplers.0`, h);
-      emit(`up.block${j}.upsampler`, h);
-      if (done()) return;
-    }
-  }
+  const per = l.layersPerBlock + 1;
+  const blocks: UNetBlocks = {
+    resnet: (prefix, site, inCh, outCh, x) =>
+      resnetGraph(
+        g,
+        w,
+        prefix,
+        {
+          inCh,
+          outCh,
+          tembCh: temb0,
+          groups: l.groups,
+          eps: l.normEps,
+          outScale: site.path === "mid" ? l.midScale : 1,
+        },
+        x,
+        temb,
+      ),
+    transformer: (prefix, ch, heads, x, i) =>
+      transformer2dGraph(
+        g,
+        w,
+        prefix,
+        transformerDims(l, ch, heads),
+        x,
+        context,
+        i === null ? {} : hooksFor(g, i, Math.floor(i / per), ch, o, injected, emit),
+      ),
+  };
+  let h = unetBody(g, w, l, h0, blocks, emit, done);
+  if (h === null) return;
   h = g.silu(groupNormFrom(g, w, "conv_norm_out", h, l.groups, l.normEps));
   h = convFrom(g, w, "conv_out", h, (l.convOutKernel - 1) / 2);
   if (!o.truncate) g.output("eps", g.toF32(h), "F32", ["batch", l.outChannels, "height", "width"]);

@@ -1,0 +1,213 @@
+/**
+ * diffusers `TransformerSpatioTemporalModel` (SVD's video transformer) and `TemporalBasicTransformerBlock`:
+ * parameter specs and graph builders. The spatial block is the SD `BasicTransformerBlock` (attention.ts); the
+ * temporal block reuses the same attention and GEGLU feed-forward builders on temporal tokens [B·N, F, C].
+ *
+ * Hooks (first block pair only) for the method: taps of every attention tensor in both blocks, the spatial and
+ * temporal block outputs and the mixing α; injection of the temporal attn1 q/k; additive modulation of the
+ * spatial and/or temporal attn1 output (ALGORITHM.md §8.2–8.3, SVD).
+ * @module
+ */
+import type { GraphBuilder } from "../onnx/builder.ts";
+import type { WeightSource } from "../weights/weight_map.ts";
+import {
+  attentionGraph,
+  attentionSpec,
+  basicTransformerBlockGraph,
+  basicTransformerBlockSpec,
+  feedForwardGraph,
+  feedForwardSpec,
+  layerNormFrom,
+  linearFrom,
+} from "./attention.ts";
+import { alphaBlendGraph, alphaBlendSpec, groupNormFrom, normSpec, type SpecFn } from "./resnet.ts";
+import { dimsOf, dynShape, fromTemporalTokens, toTemporalTokens, type VideoContext } from "./svd_blocks.ts";
+import { timestepMlpGraph } from "./unet_graph.ts";
+
+/** Tap kinds of one video transformer (tensor layouts as in conformance-svd `unet_attention`). */
+export const SVD_TRANSFORMER_TAPS = [
+  "spatial.attn1_q",
+  "spatial.attn1_k",
+  "spatial.attn1_out",
+  "spatial.attn2_q",
+  "spatial.attn2_k",
+  "spatial.attn2_out",
+  "temporal.attn1_q",
+  "temporal.attn1_k",
+  "temporal.attn1_out",
+  "temporal.attn2_q",
+  "temporal.attn2_k",
+  "temporal.attn2_out",
+  "spatial_block_out",
+  "temporal_block_out",
+  "time_mixer_alpha",
+] as const;
+
+/** One of {@link SVD_TRANSFORMER_TAPS}. */
+export type SvdTransformerTap = typeof SVD_TRANSFORMER_TAPS[number];
+
+/** Hooks on the first (spatial, temporal) block pair of a TransformerSpatioTemporalModel. */
+export interface SpatioTemporalHooks {
+  /** Spatial tensors are [B·F, N, C]; temporal attention tensors [B·N, F, C]; α is [1]. */
+  tap?: (kind: SvdTransformerTap, value: string) => void;
+  /** Values used instead of the temporal attn1 to_q / to_k outputs ([B·N, F, C]). */
+  injectTemporal?: { q?: string; k?: string };
+  /** [B·F, N, 1] added to the spatial attn1 output (after to_out, before the residual). */
+  modulationSpatial?: string;
+  /** [B·N, F, 1] added to the temporal attn1 output (after to_out, before the residual). */
+  modulationTemporal?: string;
+}
+
+/** Dimensions of a TransformerSpatioTemporalModel (inner dim = channels; head dim = ch / heads). */
+export interface SpatioTemporalDims {
+  ch: number;
+  heads: number;
+  crossDim: number;
+  depth: number;
+}
+
+/** Parameters of a TemporalBasicTransformerBlock (dim = time_mix_inner_dim = C, cross-attention to crossDim). */
+export function temporalBlockSpec(add: SpecFn, prefix: string, C: number, crossDim: number): void {
+  normSpec(add, `${prefix}.norm_in`, C);
+  feedForwardSpec(add, `${prefix}.ff_in`, C);
+  normSpec(add, `${prefix}.norm1`, C);
+  attentionSpec(add, `${prefix}.attn1`, C, C, C);
+  normSpec(add, `${prefix}.norm2`, C);
+  attentionSpec(add, `${prefix}.attn2`, C, crossDim, C);
+  normSpec(add, `${prefix}.norm3`, C);
+  feedForwardSpec(add, `${prefix}.ff`, C);
+}
+
+/** Parameters of a TransformerSpatioTemporalModel. */
+export function transformerSpatioTemporalSpec(add: SpecFn, prefix: string, d: SpatioTemporalDims): void {
+  const C = d.ch;
+  normSpec(add, `${prefix}.norm`, C);
+  add(`${prefix}.proj_in.weight`, [C, C]);
+  add(`${prefix}.proj_in.bias`, [C]);
+  for (let t = 0; t < d.depth; t++) {
+    basicTransformerBlockSpec(add, `${prefix}.transformer_blocks.${t}`, C, d.crossDim);
+  }
+  for (let t = 0; t < d.depth; t++) {
+    temporalBlockSpec(add, `${prefix}.temporal_transformer_blocks.${t}`, C, d.crossDim);
+  }
+  add(`${prefix}.time_pos_embed.linear_1.weight`, [4 * C, C]);
+  add(`${prefix}.time_pos_embed.linear_1.bias`, [4 * C]);
+  add(`${prefix}.time_pos_embed.linear_2.weight`, [C, 4 * C]);
+  add(`${prefix}.time_pos_embed.linear_2.bias`, [C]);
+  alphaBlendSpec(add, `${prefix}.time_mixer`);
+  add(`${prefix}.proj_out.weight`, [C, C]);
+  add(`${prefix}.proj_out.bias`, [C]);
+}
+
+/**
+ * TemporalBasicTransformerBlock on temporal tokens z [B·N, F, C] (its reshapes are done by the caller):
+ * z += ff_in(norm_in(z)); z += attn1(norm1(z)) (self-attention over the F frames of one token);
+ * z += attn2(norm2(z), context); z += ff(norm3(z)).
+ */
+export function temporalBlockGraph(
+  g: GraphBuilder,
+  w: WeightSource,
+  prefix: string,
+  d: SpatioTemporalDims,
+  z: string,
+  context: string,
+  hooks: SpatioTemporalHooks = {},
+): string {
+  return g.scope(prefix, () => {
+    const tap = hooks.tap ?? (() => {});
+    let h = g.add(feedForwardGraph(g, w, `${prefix}.ff_in`, layerNormFrom(g, w, `${prefix}.norm_in`, z)), z);
+    const n1 = layerNormFrom(g, w, `${prefix}.norm1`, h);
+    h = g.add(
+      attentionGraph(g, w, `${prefix}.attn1`, n1, n1, d.ch, d.heads, {
+        q: hooks.injectTemporal?.q,
+        k: hooks.injectTemporal?.k,
+        add: hooks.modulationTemporal,
+        tap: (kind, v) => tap(`temporal.attn1_${kind}`, v),
+      }),
+      h,
+    );
+    const n2 = layerNormFrom(g, w, `${prefix}.norm2`, h);
+    h = g.add(
+      attentionGraph(g, w, `${prefix}.attn2`, n2, context, d.ch, d.heads, {
+        tap: (kind, v) => tap(`temporal.attn2_${kind}`, v),
+      }),
+      h,
+    );
+    return g.add(feedForwardGraph(g, w, `${prefix}.ff`, layerNormFrom(g, w, `${prefix}.norm3`, h)), h);
+  });
+}
+
+/**
+ * TransformerSpatioTemporalModel on frames x [B·F, C, H, W]: GroupNorm(32, 1e-6) → tokens [B·F, N, C] (n = r·W + c)
+ * → proj_in → per block pair: xs = spatial block (cross-attention to `contextFrames` [B·F, S, D]);
+ * xt = temporal block of (xs + time_pos_embed(frame index)) with context = each video's `context` [B, S, D]
+ * (frame 0 of the repeated one) for all its tokens; mixed = α·xs + (1 − α)·xt → proj_out → NCHW → + x.
+ */
+export function transformerSpatioTemporalGraph(
+  g: GraphBuilder,
+  w: WeightSource,
+  prefix: string,
+  d: SpatioTemporalDims,
+  x: string,
+  contextFrames: string,
+  context: string,
+  v: VideoContext,
+  hooks: SpatioTemporalHooks = {},
+): string {
+  return g.scope(prefix, () => {
+    const C = d.ch;
+    const xShape = g.shape(x);
+    const normed = groupNormFrom(g, w, `${prefix}.norm`, x, 32, 1e-6);
+    let h = linearFrom(
+      g,
+      w,
+      `${prefix}.proj_in`,
+      g.transpose(g.reshape(normed, [0, C, -1]), [0, 2, 1]),
+      true,
+    );
+    // Frame-index embedding [F, C], tiled to one row per frame of every video: [B·F, 1, C].
+    const emb = timestepMlpGraph(g, w, `${prefix}.time_pos_embed`, v.frameFeatures(C));
+    const embRows = g.reshape(
+      g.op("Expand", [g.op("Unsqueeze", [emb, g.i64([0])]), dynShape(g, [v.batch, v.frames, [C]])]),
+      [-1, 1, C],
+    );
+    // Temporal cross-attention context: each video's context for each of its N tokens, [B·N, S, D].
+    const ctxRest = dimsOf(g, context, 1);
+    const tokens = dimsOf(g, h, 1, 2);
+    const timeContext = g.reshapeTo(
+      g.op("Expand", [g.op("Unsqueeze", [context, g.i64([1])]), dynShape(g, [v.batch, tokens, ctxRest])]),
+      dynShape(g, [[-1], ctxRest]),
+    );
+    for (let t = 0; t < d.depth; t++) {
+      const hk = t === 0 ? hooks : {};
+      const tap = hk.tap ?? (() => {});
+      const xs = basicTransformerBlockGraph(
+        g,
+        w,
+        `${prefix}.transformer_blocks.${t}`,
+        { ch: C, heads: d.heads, crossDim: d.crossDim, groups: 32, depth: d.depth, linearProjection: true },
+        h,
+        contextFrames,
+        { tap: (kind, val) => tap(`spatial.${kind}`, val), attn1Modulation: hk.modulationSpatial },
+      );
+      tap("spatial_block_out", xs);
+      const z = toTemporalTokens(g, v, g.add(xs, embRows));
+      const zt = temporalBlockGraph(
+        g,
+        w,
+        `${prefix}.temporal_transformer_blocks.${t}`,
+        d,
+        z,
+        timeContext,
+        hk,
+      );
+      const xt = fromTemporalTokens(g, v, zt);
+      tap("temporal_block_out", xt);
+      const mixed = alphaBlendGraph(g, w, `${prefix}.time_mixer`, xs, xt);
+      tap("time_mixer_alpha", mixed.alpha);
+      h = mixed.out;
+    }
+    h = linearFrom(g, w, `${prefix}.proj_out`, h, true);
+    return g.add(g.reshapeTo(g.transpose(h, [0, 2, 1]), xShape), x);
+  });
+}

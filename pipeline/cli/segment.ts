@@ -1,0 +1,147 @@
+/**
+ * `deno task segment INPUT`: the method on any video without GT — a folder of frames, or a video file (decoded
+ * with ffmpeg when installed). Labels are K-Means cluster ids (single-video mode). Writes per-frame palette PNGs,
+ * an overlay GIF and a legend under `results/segment/<name>/` (or --out), with progress/ETA on stderr, through
+ * the same cached stages as `ablate` (a second run of the same input reuses everything).
+ * @module
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import sharp from "sharp";
+import { UserError } from "../errors.ts";
+import { loadConfig } from "../config/load.ts";
+import { REPO_ROOT } from "../config/paths.ts";
+import { registerStages, registeredStages, resolveUnits } from "../dag/registry.ts";
+import { Runner } from "../dag/runner.ts";
+import { fmtDuration } from "../dag/progress.ts";
+import { STAGES } from "../stages/mod.ts";
+import { fullPalette, type Rgb, writeLabelMaps } from "../report/labels_png.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+import { helpText, type OptionSpec, parseArgs, userCwd, userPath } from "./args.ts";
+import { runMain } from "./main.ts";
+
+const USAGE = "deno task segment [--k K] [--resolution WxH] [--weights DIR] [--out DIR] [--set KEY=VALUE]... INPUT";
+const OPTIONS: Record<string, OptionSpec> = {
+  k: { type: "string", value: "K", doc: "number of K-Means clusters (default from configs/segment.yaml)" },
+  resolution: { type: "string", value: "WxH", doc: "processing size, multiples of 64 (default: the config's)" },
+  weights: { type: "string", value: "DIR", doc: "diffusers SD folder (default: the embedded model)" },
+  out: { type: "string", value: "DIR", doc: "output folder (default results/segment/<input name>)" },
+  set: { type: "list", value: "KEY=VALUE", doc: "override any config key; repeatable" },
+  config: { type: "string", value: "FILE", doc: "base config (default configs/segment.yaml)" },
+  cache: { type: "string", value: "DIR", doc: "cache directory (default $VIDSEG_CACHE or results/cache)" },
+  help: { type: "boolean", short: "h", doc: "show this help" },
+};
+
+const VIDEO_EXTS = [".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".gif"];
+
+/** Decode a video file into PNG frames with ffmpeg (once; reused when the folder is complete). */
+async function decodeVideo(file: string, dir: string): Promise<string> {
+  const done = path.join(dir, ".complete");
+  if (fs.existsSync(done)) return dir;
+  let ok = false;
+  try {
+    const probe = await new Deno.Command("ffmpeg", { args: ["-version"], stdout: "null", stderr: "null" }).output();
+    ok = probe.success;
+  } catch { /* not installed */ }
+  if (!ok) {
+    throw new UserError(`${file}: decoding a video file needs ffmpeg (Debian: apt-get install ffmpeg), or pass a folder of frames`);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  const r = await new Deno.Command("ffmpeg", {
+    args: ["-v", "error", "-i", file, "-vsync", "0", path.join(dir, "%05d.png")],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!r.success) throw new UserError(`${file}: ffmpeg could not decode it (${new TextDecoder().decode(r.stderr).trim().split("\n")[0]})`);
+  fs.writeFileSync(done, "");
+  return dir;
+}
+
+/** Frame i blended 50/50 with its label colours, as RGB bytes. */
+function overlay(frame: Uint8Array, labels: Uint8Array, palette: readonly Rgb[], out: Uint8Array): void {
+  for (let i = 0; i < labels.length; i++) {
+    const c = palette[labels[i]];
+    for (let ch = 0; ch < 3; ch++) out[i * 3 + ch] = (frame[i * 3 + ch] + c[ch]) >> 1;
+  }
+}
+
+/** A legend PNG: one swatch row per label id. */
+async function writeLegend(file: string, labels: readonly number[], palette: readonly Rgb[]): Promise<void> {
+  const rowH = 24, W = 160, H = rowH * labels.length;
+  const svg = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}">`, `<rect width="100%" height="100%" fill="white"/>`];
+  labels.forEach((l, i) => {
+    const [r, g, b] = palette[l];
+    svg.push(`<rect x="4" y="${i * rowH + 4}" width="32" height="${rowH - 8}" fill="rgb(${r},${g},${b})"/>`);
+    svg.push(`<text x="44" y="${i * rowH + 17}" font-family="sans-serif" font-size="13">cluster ${l}</text>`);
+  });
+  svg.push("</svg>");
+  await sharp(new TextEncoder().encode(svg.join(""))).png().toFile(file);
+}
+
+/** The segment command; returns the exit code. */
+export async function segment(args: string[]): Promise<number> {
+  const { options, positionals } = parseArgs(args, OPTIONS);
+  if (options.help) {
+    console.log(helpText(USAGE, OPTIONS, "INPUT is a folder of frames (sorted by name) or a video file."));
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UserError(`expected exactly one INPUT (usage: ${USAGE})`);
+  const input = userPath(positionals[0]);
+  if (!fs.existsSync(input)) throw new UserError(`${positionals[0]}: no such file or folder`);
+  const name = path.basename(input).replace(/\.[^.]+$/, "");
+  const outDir = userPath((options.out as string | undefined) ?? path.join(REPO_ROOT, "results", "segment", name));
+  let frames = input;
+  if (fs.statSync(input).isFile()) {
+    if (!VIDEO_EXTS.includes(path.extname(input).toLowerCase())) {
+      throw new UserError(`${positionals[0]}: expected a folder of frames or a video file (${VIDEO_EXTS.join(", ")})`);
+    }
+    frames = await decodeVideo(input, path.join(outDir, "frames"));
+  }
+  const set = [...(options.set as string[]), `dataset.root=${frames}`];
+  if (options.k) set.push(`kmeans.k=${options.k}`);
+  if (options.weights) set.push(`backbone.weights=${userPath(options.weights as string)}`, "backbone.kind=sd");
+  if (options.resolution) {
+    const m = /^(\d+)x(\d+)$/.exec(String(options.resolution));
+    if (!m) throw new UserError(`--resolution ${options.resolution}: expected WxH, e.g. 448x256`);
+    set.push(`resolution=[${m[1]}, ${m[2]}]`);
+  }
+  const configFile = (options.config as string | undefined) ?? path.join(REPO_ROOT, "configs", "segment.yaml");
+  const config = loadConfig(configFile, { set, cwd: userCwd() });
+  // Everything up to the label maps; no evaluation without GT.
+  registerStages(...STAGES.filter((s) => s.name !== "evaluate"));
+  const stages = registeredStages().filter((s) => s.name !== "evaluate");
+  const cacheDir = userPath((options.cache as string | undefined) ?? Deno.env.get("VIDSEG_CACHE") ?? path.join(REPO_ROOT, "results", "cache"));
+  const runner = new Runner({ cacheDir, root: REPO_ROOT });
+  const row = config.rows[0];
+  const cfg = row.config as unknown as Record<string, unknown>;
+  const plan = await runner.plan(stages, [{ name: row.name, config: cfg, units: await resolveUnits(cfg) }]);
+  const summary = await runner.execute(plan);
+  runner.progress.end();
+  const slot = plan.rows[0].slots.find((s) => s.stage === "labels")!;
+  const a = await runner.load(plan, slot.key);
+  const labels = a.tensors.labels as Tensor<"U8">;
+  const names = a.json.frames as string[];
+  const labelSet = a.json.labels as number[];
+  const palette = fullPalette();
+  fs.mkdirSync(outDir, { recursive: true });
+  writeLabelMaps(path.join(outDir, "labels"), labels, names, palette);
+  await writeLegend(path.join(outDir, "legend.png"), labelSet, palette);
+  // Overlay GIF at the original size: frames re-read at full resolution.
+  const [N, H, W] = labels.shape;
+  const files = fs.readdirSync(frames).filter((f) => !f.startsWith(".")).sort();
+  const tall = new Uint8Array(N * H * W * 3);
+  for (let f = 0; f < N; f++) {
+    const file = files.find((x) => x.replace(/\.[^.]+$/, "") === names[f]);
+    const raw = await sharp(path.join(frames, file!)).removeAlpha().resize(W, H).raw().toBuffer();
+    overlay(raw, labels.data.subarray(f * H * W, (f + 1) * H * W), palette, tall.subarray(f * H * W * 3, (f + 1) * H * W * 3));
+  }
+  await sharp(tall, { raw: { width: W, height: N * H, channels: 3, pageHeight: H } })
+    .gif({ delay: Array(N).fill(100), loop: 0 })
+    .toFile(path.join(outDir, "overlay.gif"));
+  console.error(`segment: ${summary.line} (${fmtDuration(runner.progress.elapsedMs())})`);
+  console.log(`results: ${outDir}/labels/*.png (${N} frames, ${labelSet.length} clusters), overlay.gif, legend.png`);
+  return 0;
+}
+
+if (import.meta.main) await runMain(segment);

@@ -1,0 +1,121 @@
+/**
+ * Evaluation of predicted label maps against a dataset's GT: dataset-level mIoU (`miou.ts`) over all annotated
+ * frames of all clips, and mVC_8 / mVC_16 (`vc.ts`) pooled over clips, on the annotated frames in clip order.
+ * A prediction whose size differs from its GT (e.g. Cityscapes processed at half size) is nearest-resized to the
+ * GT size first (ALGORITHM.md §13.18).
+ *
+ * The `evaluate` stage is row-scoped: it reads the unit-scoped labels stage of every clip
+ * (inputs[`<labels stage>/<clip>`]: tensors.labels U8|I32 [F, H, W], json.frames = frame names) and the GT files
+ * of the clips (config `dataset`), and returns json.metrics {mIoU, mVC8, mVC16 (percent, null when undefined),
+ * classIoU: {class name: percent | null}, frames: number evaluated}.
+ * @module
+ */
+import type { Json, Stage } from "../dag/stage.ts";
+import type { ClassInfo, VideoClip } from "../data/clip.ts";
+import { datasetSpecFromConfig, loadDataset, readGt } from "../data/dataset.ts";
+import { resizeNearest } from "../tensor/ops.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+import { ConfusionMatrix } from "./miou.ts";
+import { nanmean, vcWindows } from "./vc.ts";
+
+/** One clip's annotated frames: GT and prediction per frame, in clip order. */
+export interface EvalVideo {
+  gt: Tensor<"U8">[];
+  pred: (Tensor<"U8"> | Tensor<"I32">)[];
+}
+
+/** Metrics as fractions in [0, 1] (null = undefined, e.g. no clip longer than n frames). */
+export interface EvalResult {
+  mIoU: number | null;
+  mVC8: number | null;
+  mVC16: number | null;
+  classIoU: { id: number; name: string; iou: number | null }[];
+  frames: number;
+}
+
+/** Prediction at the GT's size (nearest; unchanged when the sizes agree). */
+function atSize(pred: Tensor<"U8"> | Tensor<"I32">, H: number, W: number): ArrayLike<number> {
+  if (pred.shape[0] === H && pred.shape[1] === W) return pred.data as ArrayLike<number>;
+  return resizeNearest(pred as Tensor<"I32">, H, W).data as ArrayLike<number>;
+}
+
+/** mIoU over `classes` (GT values outside them ignored) + mVC_8/16 of already-loaded videos. */
+export function evaluateVideos(videos: readonly EvalVideo[], classes: readonly ClassInfo[]): EvalResult {
+  const cm = new ConfusionMatrix(classes.map((c) => c.id));
+  const vc8: number[] = [], vc16: number[] = [];
+  let frames = 0;
+  for (const v of videos) {
+    if (v.gt.length !== v.pred.length) throw new Error(`evaluateVideos: ${v.gt.length} GT frames vs ${v.pred.length} predictions`);
+    const preds = v.gt.map((g, i) => atSize(v.pred[i], g.shape[0], g.shape[1]));
+    v.gt.forEach((g, i) => cm.add(g.data, preds[i]));
+    frames += v.gt.length;
+    const gts = v.gt.map((g) => g.data);
+    vc8.push(...vcWindows(gts, preds, 8));
+    vc16.push(...vcWindows(gts, preds, 16));
+  }
+  const r = cm.result();
+  return {
+    mIoU: r.mIoU,
+    mVC8: nanmean(vc8),
+    mVC16: nanmean(vc16),
+    classIoU: classes.map((c, i) => ({ id: c.id, name: c.name, iou: r.perClass[i] })),
+    frames,
+  };
+}
+
+/** The annotated frames of `clip` paired with a prediction stack [F, H, W] named by `frameNames` (or by index). */
+export function pairWithGt(clip: VideoClip, labels: Tensor, frameNames?: readonly string[]): EvalVideo {
+  if (labels.shape.length !== 3 || (labels.dtype !== "U8" && labels.dtype !== "I32")) {
+    throw new Error(`evaluate: labels of clip ${clip.name} must be U8/I32 [F, H, W], got ${labels.dtype} [${labels.shape}]`);
+  }
+  const [F, H, W] = labels.shape;
+  const index = new Map((frameNames ?? clip.frames.slice(0, F).map((f) => f.name)).map((n, i) => [n, i]));
+  const out: EvalVideo = { gt: [], pred: [] };
+  clip.frames.forEach((fr, i) => {
+    const j = index.get(fr.name);
+    if (fr.gt === null || j === undefined) return;
+    const gt = readGt(clip, i)!;
+    const data = (labels.data as Uint8Array | Int32Array).subarray(j * H * W, (j + 1) * H * W);
+    out.gt.push(gt);
+    out.pred.push({ dtype: labels.dtype, shape: [H, W], data } as Tensor<"I32">);
+  });
+  return out;
+}
+
+const pct = (v: number | null) => (v === null ? null : 100 * v);
+
+/** Build the row-scoped `evaluate` stage reading the labels of the unit-scoped stage `labelsStage`. */
+export function makeEvaluateStage(labelsStage = "labels"): Stage {
+  const clipsOf = (p: Record<string, unknown>) =>
+    loadDataset({ ...datasetSpecFromConfig(p["dataset"] as Record<string, unknown>), clips: p.units as string[] });
+  return {
+    name: "evaluate",
+    version: 1,
+    params: ["dataset"],
+    upstream: [labelsStage],
+    scope: "row",
+    role: "metrics",
+    inputFiles: (p) => clipsOf(p).flatMap((c) => c.frames.flatMap((f) => (f.gt ? [f.gt] : []))),
+    run(inputs, p, ctx) {
+      const clips = clipsOf(p);
+      const videos = clips.map((clip) => {
+        const a = inputs[`${labelsStage}/${clip.name}`];
+        if (!a) throw new Error(`evaluate: no "${labelsStage}" artifact for clip ${clip.name}`);
+        return pairWithGt(clip, a.tensors.labels, a.json.frames as string[] | undefined);
+      });
+      const classes = clips[0]?.classes ?? [];
+      if (classes.length === 0) ctx.log("evaluate: the dataset has no classes (no GT), metrics are undefined");
+      const r = evaluateVideos(videos, classes);
+      ctx.progress(1, 1, "evaluate");
+      const classIoU: Record<string, Json> = {};
+      for (const c of r.classIoU) classIoU[c.name] = pct(c.iou);
+      return Promise.resolve({
+        tensors: {},
+        json: { metrics: { mIoU: pct(r.mIoU), mVC8: pct(r.mVC8), mVC16: pct(r.mVC16), classIoU, frames: r.frames } },
+      });
+    },
+  };
+}
+
+/** The `evaluate` stage over a labels stage named "labels". */
+export const evaluateStage: Stage = makeEvaluateStage("labels");
