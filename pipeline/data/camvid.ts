@@ -35,15 +35,20 @@ function readJson(file: string): any {
 
 /** The clips of a CamVid folder. */
 export function loadCamvid(root: string, sel: ClipSelection = {}): VideoClip[] {
-  if (!isFile(path.join(root, "classes.json")) || !isFile(path.join(root, "clips.json"))) layoutError(root, "CamVid", EXPECTED);
+  if (!isFile(path.join(root, "classes.json")) || !isFile(path.join(root, "clips.json"))) {
+    layoutError(root, "CamVid", EXPECTED);
+  }
   const cls = readJson(path.join(root, "classes.json"));
-  const names: unknown = cls.names, ids: unknown = cls.ids ?? (Array.isArray(names) ? names.map((_, i) => i) : null);
+  const names: unknown = cls.names,
+    ids: unknown = cls.ids ?? (Array.isArray(names) ? names.map((_, i) => i) : null);
   if (!Array.isArray(names) || !Array.isArray(ids) || names.length !== ids.length) {
     fail(path.join(root, "classes.json"), `expected "names" and "ids" arrays of equal length`);
   }
   const classes: ClassInfo[] = names.map((n, i) => ({ id: Number(ids[i]), name: String(n) }));
   const voidId = cls.void_id ?? cls.ignore_index;
-  const palette: Rgb[] = Array.isArray(cls.palette) ? cls.palette.map((c: number[]) => [c[0], c[1], c[2]] as Rgb) : vocPalette();
+  const palette: Rgb[] = Array.isArray(cls.palette)
+    ? cls.palette.map((c: number[]) => [c[0], c[1], c[2]] as Rgb)
+    : vocPalette();
   const list = readJson(path.join(root, "clips.json"));
   if (!Array.isArray(list)) fail(path.join(root, "clips.json"), "expected a list of clips");
   const entries = new Map<string, any>();
@@ -58,8 +63,12 @@ export function loadCamvid(root: string, sel: ClipSelection = {}): VideoClip[] {
     const entry = entries.get(name);
     const dir = path.join(root, name);
     const images = path.join(dir, "images"), labels = path.join(dir, "labels");
-    if (!isDir(images) || !isDir(labels)) layoutError(dir, "CamVid", "images/ and labels/ folders in every clip listed in clips.json");
-    const files: string[] = Array.isArray(entry.frames) ? entry.frames.map(String) : listDir(images)!.filter(isImage);
+    if (!isDir(images) || !isDir(labels)) {
+      layoutError(dir, "CamVid", "images/ and labels/ folders in every clip listed in clips.json");
+    }
+    const files: string[] = Array.isArray(entry.frames)
+      ? entry.frames.map(String)
+      : listDir(images)!.filter(isImage);
     if (files.length === 0) layoutError(images, "CamVid", "*.png frames");
     const frames = files.map((f) => {
       const image = path.join(images, f), gt = path.join(labels, f);

@@ -10,17 +10,39 @@
 import * as path from "node:path";
 import { fail } from "../errors.ts";
 import type { Rgb } from "../tensor/image.ts";
-import { type ClipFrame, type ClipSelection, layoutError, limitFrames, listDir, pickClipNames, type VideoClip } from "./clip.ts";
+import {
+  type ClipFrame,
+  type ClipSelection,
+  layoutError,
+  limitFrames,
+  listDir,
+  pickClipNames,
+  type VideoClip,
+} from "./clip.ts";
 
-const EXPECTED = "leftImg8bit_sequence/<split>/<city>/*_leftImg8bit.png and gtFine/<split>/<city>/*_gtFine_labelTrainIds.png";
+const EXPECTED =
+  "leftImg8bit_sequence/<split>/<city>/*_leftImg8bit.png and gtFine/<split>/<city>/*_gtFine_labelTrainIds.png";
 
 /** The 19 evaluated train ids and their official colours. */
 const TRAIN_IDS: [string, Rgb][] = [
-  ["road", [128, 64, 128]], ["sidewalk", [244, 35, 232]], ["building", [70, 70, 70]], ["wall", [102, 102, 156]],
-  ["fence", [190, 153, 153]], ["pole", [153, 153, 153]], ["traffic light", [250, 170, 30]],
-  ["traffic sign", [220, 220, 0]], ["vegetation", [107, 142, 35]], ["terrain", [152, 251, 152]],
-  ["sky", [70, 130, 180]], ["person", [220, 20, 60]], ["rider", [255, 0, 0]], ["car", [0, 0, 142]],
-  ["truck", [0, 0, 70]], ["bus", [0, 60, 100]], ["train", [0, 80, 100]], ["motorcycle", [0, 0, 230]],
+  ["road", [128, 64, 128]],
+  ["sidewalk", [244, 35, 232]],
+  ["building", [70, 70, 70]],
+  ["wall", [102, 102, 156]],
+  ["fence", [190, 153, 153]],
+  ["pole", [153, 153, 153]],
+  ["traffic light", [250, 170, 30]],
+  ["traffic sign", [220, 220, 0]],
+  ["vegetation", [107, 142, 35]],
+  ["terrain", [152, 251, 152]],
+  ["sky", [70, 130, 180]],
+  ["person", [220, 20, 60]],
+  ["rider", [255, 0, 0]],
+  ["car", [0, 0, 142]],
+  ["truck", [0, 0, 70]],
+  ["bus", [0, 60, 100]],
+  ["train", [0, 80, 100]],
+  ["motorcycle", [0, 0, 230]],
   ["bicycle", [119, 11, 32]],
 ];
 
@@ -60,15 +82,24 @@ export function loadCityscapes(root: string, sel: ClipSelection = {}): VideoClip
         if (i > 0 && x.frame !== list[i - 1].frame + 1) flush();
         const name = `${seq}_${String(x.frame).padStart(6, "0")}`;
         const gtName = `${name}_gtFine_labelTrainIds.png`;
-        run.push({ name, image: path.join(seqRoot, city, x.file), gt: gtFiles.has(gtName) ? path.join(gtRoot, city, gtName) : null });
+        run.push({
+          name,
+          image: path.join(seqRoot, city, x.file),
+          gt: gtFiles.has(gtName) ? path.join(gtRoot, city, gtName) : null,
+        });
       });
       flush();
     }
   }
-  if (snippets.size === 0) layoutError(seqRoot, "Cityscapes", "<city>/<city>_<seq>_<frame>_leftImg8bit.png frames");
+  if (snippets.size === 0) {
+    layoutError(seqRoot, "Cityscapes", "<city>/<city>_<seq>_<frame>_leftImg8bit.png frames");
+  }
   const names = [...snippets.keys()].sort();
   if (![...snippets.values()].some((fr) => fr.some((f) => f.gt !== null))) {
-    fail(gtRoot, "no *_gtFine_labelTrainIds.png for any snippet (create them with cityscapesScripts' createTrainIdLabelImgs)");
+    fail(
+      gtRoot,
+      "no *_gtFine_labelTrainIds.png for any snippet (create them with cityscapesScripts' createTrainIdLabelImgs)",
+    );
   }
   const clips = pickClipNames(names, sel, root).map((name): VideoClip => ({
     name,

@@ -87,7 +87,9 @@ export function isDir(p: string): boolean {
 /** A short description of what a folder holds, for layout errors. */
 export function describeFolder(dir: string): string {
   const entries = listDir(dir);
-  if (entries === null) return fs.existsSync(dir) ? "a file, not a folder" : "nothing (the folder does not exist)";
+  if (entries === null) {
+    return fs.existsSync(dir) ? "a file, not a folder" : "nothing (the folder does not exist)";
+  }
   if (entries.length === 0) return "an empty folder";
   const shown = entries.slice(0, 8).map((e) => (isDir(path.join(dir, e)) ? e + "/" : e));
   return shown.join(", ") + (entries.length > 8 ? `, … (${entries.length} entries)` : "");
@@ -116,7 +118,12 @@ export function pickClipNames(available: readonly string[], sel: ClipSelection, 
   const known = new Set(available);
   for (const n of sel.clips) {
     if (!known.has(n)) {
-      fail(root, `no clip "${n}" (known clips: ${available.slice(0, 10).join(", ")}${available.length > 10 ? ", …" : ""})`);
+      fail(
+        root,
+        `no clip "${n}" (known clips: ${available.slice(0, 10).join(", ")}${
+          available.length > 10 ? ", …" : ""
+        })`,
+      );
     }
   }
   return [...sel.clips];

@@ -34,7 +34,10 @@ export function loadDataset(spec: DatasetSpec): VideoClip[] {
     case "frames":
       return loadFrames(spec.root, spec);
     default:
-      fail("dataset.kind", `unknown dataset kind "${spec.kind}" (expected camvid, vspw, cityscapes or frames)`);
+      fail(
+        "dataset.kind",
+        `unknown dataset kind "${spec.kind}" (expected camvid, vspw, cityscapes or frames)`,
+      );
   }
 }
 

@@ -37,7 +37,13 @@ export function loadFrames(root: string, sel: ClipSelection = {}): VideoClip[] {
   const clips = pickClipNames([...clipDirs.keys()].sort(), sel, root).map((name): VideoClip => {
     const dir = clipDirs.get(name)!;
     const files = sortFrameFiles(listDir(dir)!.filter(isImage));
-    return { name, frames: files.map((f) => ({ name: stem(f), image: path.join(dir, f), gt: null })), classes: [], palette, ignoreIds: [] };
+    return {
+      name,
+      frames: files.map((f) => ({ name: stem(f), image: path.join(dir, f), gt: null })),
+      classes: [],
+      palette,
+      ignoreIds: [],
+    };
   });
   return limitFrames(clips, sel);
 }

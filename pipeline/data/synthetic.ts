@@ -72,7 +72,9 @@ export function syntheticVideo(opts: SyntheticOptions = {}): SyntheticVideo {
   const horizon = Math.round(H * (0.42 + 0.06 * rng.uniform()));
   const car = { x0: W * (0.05 + 0.1 * rng.uniform()), y: H * 0.55, w: W * 0.3, h: H * 0.22, vx: W * 0.004 };
   const person = { x0: W * 0.7, y0: H * 0.5, r0: H * 0.16, vx: -W * 0.004, grow: 0.01 };
-  const frames = new Uint8Array(N * H * W * 3), gt = new Uint8Array(N * H * W), surface = new Int32Array(N * H * W);
+  const frames = new Uint8Array(N * H * W * 3),
+    gt = new Uint8Array(N * H * W),
+    surface = new Int32Array(N * H * W);
   for (let t = 0; t < N; t++) {
     const pan = 0.5 * t; // camera pan: background textures slide left
     const cx = car.x0 + car.vx * t;
@@ -80,15 +82,24 @@ export function syntheticVideo(opts: SyntheticOptions = {}): SyntheticVideo {
     for (let y = 0; y < H; y++) {
       for (let x = 0; x < W; x++) {
         let cls: number, col: Rgb, sid: number;
-        if (y < horizon) (cls = 0), (col = texture([150, 170, 200], x + pan, y, 70, 0.3, seed)), (sid = patchId(0, x + pan, y));
-        else (cls = 1), (col = texture([110, 90, 110], x + pan, y * 2, 30, 1.1, seed + 1)), (sid = patchId(1, x + pan, y));
+        if (y < horizon) {
+          (cls = 0),
+            (col = texture([150, 170, 200], x + pan, y, 70, 0.3, seed)),
+            (sid = patchId(0, x + pan, y));
+        } else {(cls = 1),
+            (col = texture([110, 90, 110], x + pan, y * 2, 30, 1.1, seed + 1)),
+            (sid = patchId(1, x + pan, y));}
         const dx = (x - px) / (pr * 0.6), dy = (y - py) / pr;
         if (dx * dx + dy * dy <= 1) {
           const u = ((x - px) / pr) * 20, v = ((y - py) / pr) * 20;
-          (cls = 3), (col = texture([90, 110, 40], u, v, 18, 2, seed + 3)), (sid = patchId(3, u + 40, v + 40));
+          (cls = 3),
+            (col = texture([90, 110, 40], u, v, 18, 2, seed + 3)),
+            (sid = patchId(3, u + 40, v + 40));
         }
         if (x >= cx && x < cx + car.w && y >= car.y && y < car.y + car.h) {
-          (cls = 2), (col = texture([70, 30, 150], x - cx, y - car.y, 26, 0.7, seed + 2)), (sid = patchId(2, x - cx, y - car.y));
+          (cls = 2),
+            (col = texture([70, 30, 150], x - cx, y - car.y, 26, 0.7, seed + 2)),
+            (sid = patchId(2, x - cx, y - car.y));
         }
         const p = (t * H + y) * W + x;
         gt[p] = cls;
@@ -143,7 +154,7 @@ export function syntheticFeatures(video: SyntheticVideo, o: SyntheticFeatureOpti
     let c = codes.get(id);
     if (!c) {
       const r = createRng(Math.imul(id, 0x9e3779b1) ^ seed);
-      codes.set(id, (c = new Float64Array(C).map(() => r.normal() * 0.5)));
+      codes.set(id, c = new Float64Array(C).map(() => r.normal() * 0.5));
     }
     return c;
   };
@@ -187,7 +198,7 @@ export function syntheticFeatures(video: SyntheticVideo, o: SyntheticFeatureOpti
  * frame shows the same class as nearby grid cells whose coarse label is L (a cell's "modulation" spreads over the
  * object it covers, like the diffusion model's response), by ±`amplitude`·D_L with
  * D_L(p) = Σ_{cells c near p, coarse(c) = L, gtGrid(c) = gt(p)} k(p, c) / Σ_{cells c near p} k(p, c) and k a
- * Gaussian of the distance to the cell centre (σ = 0.75 cells). `amplitude` < 8 keeps every channel difference
+ * Gaussian of the distance to the cell centre (σ = 1 cell, cells within 2). `amplitude` < 8 keeps every channel difference
  * below 16, the range where the reference's uint8 arithmetic is exact.
  */
 export function syntheticModulationPairs(
@@ -205,10 +216,10 @@ export function syntheticModulationPairs(
     for (let x = 0; x < W; x++) {
       const gy = Math.floor(y / ch), gx = Math.floor(x / cw), p = y * W + x;
       let norm = 0;
-      for (let cy = Math.max(0, gy - 1); cy <= Math.min(grid.h - 1, gy + 1); cy++) {
-        for (let cx = Math.max(0, gx - 1); cx <= Math.min(grid.w - 1, gx + 1); cx++) {
+      for (let cy = Math.max(0, gy - 2); cy <= Math.min(grid.h - 1, gy + 2); cy++) {
+        for (let cx = Math.max(0, gx - 2); cx <= Math.min(grid.w - 1, gx + 2); cx++) {
           const dy = (y + 0.5) / ch - (cy + 0.5), dx = (x + 0.5) / cw - (cx + 0.5);
-          const k = Math.exp(-(dx * dx + dy * dy) / (2 * 0.75 * 0.75)), c = cy * grid.w + cx;
+          const k = Math.exp(-(dx * dx + dy * dy) / 2), c = cy * grid.w + cx;
           norm += k;
           const li = labels.indexOf(coarse[c]);
           if (li >= 0 && gtGrid[c] === gt.data[p]) resp[li][p] += k;
@@ -232,12 +243,23 @@ export function syntheticModulationPairs(
  * Write a synthetic video as a one-clip dataset in the CamVid layout (`classes.json`, `clips.json`,
  * `<clip>/images/NNNN.png`, `<clip>/labels/NNNN.png`), so loaders and the evaluate stage can read it.
  */
-export async function writeSyntheticCamvid(dir: string, video: SyntheticVideo, clip = "synthetic"): Promise<void> {
+export async function writeSyntheticCamvid(
+  dir: string,
+  video: SyntheticVideo,
+  clip = "synthetic",
+): Promise<void> {
   const [N, H, W] = video.gt.shape;
   const names = Array.from({ length: N }, (_, i) => `${String(i).padStart(4, "0")}.png`);
   for (let i = 0; i < N; i++) {
-    await writeImage(path.join(dir, clip, "images", names[i]), u8([H, W, 3], video.frames.data.subarray(i * H * W * 3, (i + 1) * H * W * 3)));
-    writeLabelImage(path.join(dir, clip, "labels", names[i]), u8([H, W], video.gt.data.subarray(i * H * W, (i + 1) * H * W)), video.palette);
+    await writeImage(
+      path.join(dir, clip, "images", names[i]),
+      u8([H, W, 3], video.frames.data.subarray(i * H * W * 3, (i + 1) * H * W * 3)),
+    );
+    writeLabelImage(
+      path.join(dir, clip, "labels", names[i]),
+      u8([H, W], video.gt.data.subarray(i * H * W, (i + 1) * H * W)),
+      video.palette,
+    );
   }
   const classes = {
     names: video.classes.map((c) => c.name),
@@ -246,5 +268,8 @@ export async function writeSyntheticCamvid(dir: string, video: SyntheticVideo, c
     palette: video.palette,
   };
   fs.writeFileSync(path.join(dir, "classes.json"), JSON.stringify(classes, null, 1));
-  fs.writeFileSync(path.join(dir, "clips.json"), JSON.stringify([{ clip, split: "val", frames: names }], null, 1));
+  fs.writeFileSync(
+    path.join(dir, "clips.json"),
+    JSON.stringify([{ clip, split: "val", frames: names }], null, 1),
+  );
 }

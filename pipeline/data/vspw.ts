@@ -32,7 +32,9 @@ function vspwClasses(root: string): ClassInfo[] {
   const names = new Map<number, string>();
   if (isFile(file)) {
     try {
-      for (const [name, id] of Object.entries(JSON.parse(fs.readFileSync(file, "utf8")))) names.set(Number(id), name);
+      for (const [name, id] of Object.entries(JSON.parse(fs.readFileSync(file, "utf8")))) {
+        names.set(Number(id), name);
+      }
     } catch (e) {
       fail(file, `cannot read JSON (${(e as Error).message.split("\n")[0]})`);
     }
@@ -49,7 +51,9 @@ export function loadVspw(root: string, sel: ClipSelection = {}): VideoClip[] {
   const splitFile = path.join(root, `${split}.txt`);
   let available: string[];
   if (isFile(splitFile)) {
-    available = fs.readFileSync(splitFile, "utf8").split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
+    available = fs.readFileSync(splitFile, "utf8").split(/\r?\n/).map((l) => l.trim()).filter((l) =>
+      l.length > 0
+    );
   } else if (sel.split) {
     fail(splitFile, `split file of split "${sel.split}" not found`);
   } else {

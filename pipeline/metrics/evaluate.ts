@@ -39,34 +39,58 @@ function atSize(pred: Tensor<"U8"> | Tensor<"I32">, H: number, W: number): Array
   return resizeNearest(pred as Tensor<"I32">, H, W).data as ArrayLike<number>;
 }
 
+/** Streaming evaluation: add one video at a time (only the confusion matrix and VC windows are kept). */
+export class Evaluator {
+  readonly #classes: readonly ClassInfo[];
+  readonly #cm: ConfusionMatrix;
+  readonly #vc8: number[] = [];
+  readonly #vc16: number[] = [];
+  #frames = 0;
+
+  constructor(classes: readonly ClassInfo[]) {
+    this.#classes = classes;
+    this.#cm = new ConfusionMatrix(classes.map((c) => c.id));
+  }
+
+  /** Accumulate one video's annotated frames. */
+  add(v: EvalVideo): void {
+    if (v.gt.length !== v.pred.length) {
+      throw new Error(`evaluate: ${v.gt.length} GT frames vs ${v.pred.length} predictions`);
+    }
+    const preds = v.gt.map((g, i) => atSize(v.pred[i], g.shape[0], g.shape[1]));
+    v.gt.forEach((g, i) => this.#cm.add(g.data, preds[i]));
+    this.#frames += v.gt.length;
+    const gts = v.gt.map((g) => g.data);
+    this.#vc8.push(...vcWindows(gts, preds, 8));
+    this.#vc16.push(...vcWindows(gts, preds, 16));
+  }
+
+  /** Metrics over everything added so far. */
+  result(): EvalResult {
+    const r = this.#cm.result();
+    return {
+      mIoU: r.mIoU,
+      mVC8: nanmean(this.#vc8),
+      mVC16: nanmean(this.#vc16),
+      classIoU: this.#classes.map((c, i) => ({ id: c.id, name: c.name, iou: r.perClass[i] })),
+      frames: this.#frames,
+    };
+  }
+}
+
 /** mIoU over `classes` (GT values outside them ignored) + mVC_8/16 of already-loaded videos. */
 export function evaluateVideos(videos: readonly EvalVideo[], classes: readonly ClassInfo[]): EvalResult {
-  const cm = new ConfusionMatrix(classes.map((c) => c.id));
-  const vc8: number[] = [], vc16: number[] = [];
-  let frames = 0;
-  for (const v of videos) {
-    if (v.gt.length !== v.pred.length) throw new Error(`evaluateVideos: ${v.gt.length} GT frames vs ${v.pred.length} predictions`);
-    const preds = v.gt.map((g, i) => atSize(v.pred[i], g.shape[0], g.shape[1]));
-    v.gt.forEach((g, i) => cm.add(g.data, preds[i]));
-    frames += v.gt.length;
-    const gts = v.gt.map((g) => g.data);
-    vc8.push(...vcWindows(gts, preds, 8));
-    vc16.push(...vcWindows(gts, preds, 16));
-  }
-  const r = cm.result();
-  return {
-    mIoU: r.mIoU,
-    mVC8: nanmean(vc8),
-    mVC16: nanmean(vc16),
-    classIoU: classes.map((c, i) => ({ id: c.id, name: c.name, iou: r.perClass[i] })),
-    frames,
-  };
+  const ev = new Evaluator(classes);
+  for (const v of videos) ev.add(v);
+  return ev.result();
 }
 
 /** The annotated frames of `clip` paired with a prediction stack [F, H, W] named by `frameNames` (or by index). */
 export function pairWithGt(clip: VideoClip, labels: Tensor, frameNames?: readonly string[]): EvalVideo {
   if (labels.shape.length !== 3 || (labels.dtype !== "U8" && labels.dtype !== "I32")) {
-    throw new Error(`evaluate: labels of clip ${clip.name} must be U8/I32 [F, H, W], got ${labels.dtype} [${labels.shape}]`);
+    throw new Error(
+      `evaluate: labels of clip ${clip.name} must be U8/I32 [F, H, W], got ${labels.dtype} [${labels.shape}]`,
+    );
   }
   const [F, H, W] = labels.shape;
   const index = new Map((frameNames ?? clip.frames.slice(0, F).map((f) => f.name)).map((n, i) => [n, i]));
@@ -87,7 +111,10 @@ const pct = (v: number | null) => (v === null ? null : 100 * v);
 /** Build the row-scoped `evaluate` stage reading the labels of the unit-scoped stage `labelsStage`. */
 export function makeEvaluateStage(labelsStage = "labels"): Stage {
   const clipsOf = (p: Record<string, unknown>) =>
-    loadDataset({ ...datasetSpecFromConfig(p["dataset"] as Record<string, unknown>), clips: p.units as string[] });
+    loadDataset({
+      ...datasetSpecFromConfig(p["dataset"] as Record<string, unknown>),
+      clips: p.units as string[],
+    });
   return {
     name: "evaluate",
     version: 1,
@@ -98,20 +125,25 @@ export function makeEvaluateStage(labelsStage = "labels"): Stage {
     inputFiles: (p) => clipsOf(p).flatMap((c) => c.frames.flatMap((f) => (f.gt ? [f.gt] : []))),
     run(inputs, p, ctx) {
       const clips = clipsOf(p);
-      const videos = clips.map((clip) => {
+      const classes = clips[0]?.classes ?? [];
+      if (classes.length === 0) {
+        ctx.log("evaluate: the dataset has no classes (no GT), metrics are undefined");
+      }
+      const ev = new Evaluator(classes);
+      clips.forEach((clip, i) => {
         const a = inputs[`${labelsStage}/${clip.name}`];
         if (!a) throw new Error(`evaluate: no "${labelsStage}" artifact for clip ${clip.name}`);
-        return pairWithGt(clip, a.tensors.labels, a.json.frames as string[] | undefined);
+        ev.add(pairWithGt(clip, a.tensors.labels, a.json.frames as string[] | undefined)); // one clip's GT at a time
+        ctx.progress(i + 1, clips.length, "clips evaluated");
       });
-      const classes = clips[0]?.classes ?? [];
-      if (classes.length === 0) ctx.log("evaluate: the dataset has no classes (no GT), metrics are undefined");
-      const r = evaluateVideos(videos, classes);
-      ctx.progress(1, 1, "evaluate");
+      const r = ev.result();
       const classIoU: Record<string, Json> = {};
       for (const c of r.classIoU) classIoU[c.name] = pct(c.iou);
       return Promise.resolve({
         tensors: {},
-        json: { metrics: { mIoU: pct(r.mIoU), mVC8: pct(r.mVC8), mVC16: pct(r.mVC16), classIoU, frames: r.frames } },
+        json: {
+          metrics: { mIoU: pct(r.mIoU), mVC8: pct(r.mVC8), mVC16: pct(r.mVC16), classIoU, frames: r.frames },
+        },
       });
     },
   };

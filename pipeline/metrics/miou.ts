@@ -40,7 +40,9 @@ export class ConfusionMatrix {
 
   /** Accumulate one frame: `gt` and `pred` are label values of the same pixels. */
   add(gt: ArrayLike<number>, pred: ArrayLike<number>): void {
-    if (gt.length !== pred.length) throw new Error(`ConfusionMatrix.add: ${gt.length} GT vs ${pred.length} predicted pixels`);
+    if (gt.length !== pred.length) {
+      throw new Error(`ConfusionMatrix.add: ${gt.length} GT vs ${pred.length} predicted pixels`);
+    }
     const C = this.classIds.length, W = C + 1;
     for (let i = 0; i < gt.length; i++) {
       const g = this.#idx(gt[i]);

@@ -8,13 +8,21 @@
  */
 
 /** VC_i of every window of one video; frames are flat label arrays of equal length. */
-export function vcWindows(gt: readonly ArrayLike<number>[], pred: readonly ArrayLike<number>[], n: number): number[] {
-  if (gt.length !== pred.length) throw new Error(`vcWindows: ${gt.length} GT frames vs ${pred.length} predicted`);
+export function vcWindows(
+  gt: readonly ArrayLike<number>[],
+  pred: readonly ArrayLike<number>[],
+  n: number,
+): number[] {
+  if (gt.length !== pred.length) {
+    throw new Error(`vcWindows: ${gt.length} GT frames vs ${pred.length} predicted`);
+  }
   const N = gt.length;
   if (N <= n) return [];
   const P = gt[0].length;
   for (let f = 0; f < N; f++) {
-    if (gt[f].length !== P || pred[f].length !== P) throw new Error(`vcWindows: frame ${f} has a different size`);
+    if (gt[f].length !== P || pred[f].length !== P) {
+      throw new Error(`vcWindows: frame ${f} has a different size`);
+    }
   }
   const out: number[] = [];
   for (let i = 0; i < N - n; i++) {
@@ -41,6 +49,9 @@ export function nanmean(values: readonly number[]): number | null {
 }
 
 /** mVC_n pooled over videos, each given as {gt, pred} frame lists. */
-export function meanVideoConsistency(videos: readonly { gt: ArrayLike<number>[]; pred: ArrayLike<number>[] }[], n: number): number | null {
+export function meanVideoConsistency(
+  videos: readonly { gt: ArrayLike<number>[]; pred: ArrayLike<number>[] }[],
+  n: number,
+): number | null {
   return nanmean(videos.flatMap((v) => vcWindows(v.gt, v.pred, n)));
 }

@@ -11,12 +11,23 @@ import { type Tensor, toF32 } from "../tensor/tensor.ts";
 
 function block(a: Artifacts, i: number): Tensor<"F32"> {
   const t = a.tensors[`q${i}`];
-  if (!t) throw new Error(`features artifact has no tensor q${i} (decoder block ${i}); stored: ${Object.keys(a.tensors).join(", ")}`);
+  if (!t) {
+    throw new Error(
+      `features artifact has no tensor q${i} (decoder block ${i}); stored: ${
+        Object.keys(a.tensors).join(", ")
+      }`,
+    );
+  }
   return toF32(t);
 }
 
 /** The clustering feature [T, h·w, C]: mean of `blocks` when `aggregate`, else block `single`. */
-export function aggregatedFeatures(a: Artifacts, aggregate: boolean, blocks: readonly number[], single: number): Tensor<"F32"> {
+export function aggregatedFeatures(
+  a: Artifacts,
+  aggregate: boolean,
+  blocks: readonly number[],
+  single: number,
+): Tensor<"F32"> {
   if (a.tensors.features_agg) return toF32(a.tensors.features_agg);
   return aggregate ? meanOf(blocks.map((i) => block(a, i))) : block(a, single);
 }

@@ -29,12 +29,14 @@ export function assignClusters(clusters: ArrayLike<number>, gt: ArrayLike<number
     const counts = new Map<number, Map<number, number>>();
     for (let i = 0; i < n; i++) {
       let m = counts.get(clusters[i]);
-      if (!m) counts.set(clusters[i], (m = new Map()));
+      if (!m) counts.set(clusters[i], m = new Map());
       m.set(gt[i], (m.get(gt[i]) ?? 0) + 1);
     }
     for (const [c, m] of counts) {
       let best = 0, bestCount = -1;
-      for (const [v, cnt] of m) if (cnt > bestCount || (cnt === bestCount && v < best)) (best = v), (bestCount = cnt);
+      for (const [v, cnt] of m) {
+        if (cnt > bestCount || (cnt === bestCount && v < best)) (best = v), (bestCount = cnt);
+      }
       clusterLabel.set(c, best);
     }
   } else {

@@ -2,7 +2,8 @@
  * Correspondence-based refinement (ALGORITHM.md §7, `correct_low_res_mask` / `dense_tracking` /
  * `dense_feature_matching_iterative` with use_aux, top_k = 1, spatial_filter, anchor "common").
  *
- * 1. One trajectory per frame-0 grid cell (row-major). From frame q to q+1 the next position maximises
+ * 1. One trajectory per frame-0 grid cell (row-major; the exact integer grid — the reference's float32 h/H·H
+ *    round trip shifts a few start rows, ALGORITHM.md §13.19). From frame q to q+1 the next position maximises
  *    (q/(q+1))·cos(s, f_{q+1}(p)) + (1/(q+1))·cos(s, f_0(p)) over the whole grid, s = feature of frame q at the
  *    current position (first maximum on ties). Because cosine is linear in the unit-normalised target, the two
  *    maps are one product against the combined target q/(q+1)·f̂_{q+1} + 1/(q+1)·f̂_0 (same value up to float
@@ -36,7 +37,9 @@ const QB = 64;
  * [F × hw × C] of one batch.
  */
 export function trackTrajectories(features: Float32Array, F: number, hw: number, C: number): Int32Array {
-  if (features.length !== F * hw * C) throw new Error(`cbr: features have ${features.length} values, expected ${F}×${hw}×${C}`);
+  if (features.length !== F * hw * C) {
+    throw new Error(`cbr: features have ${features.length} values, expected ${F}×${hw}×${C}`);
+  }
   const unit = l2NormalizeRows(features, F * hw, C);
   const pos = new Int32Array(F * hw);
   for (let t = 0; t < hw; t++) pos[t] = t;
@@ -73,7 +76,13 @@ export function trackTrajectories(features: Float32Array, F: number, hw: number,
 }
 
 /** 1 for each trajectory that passes the spatial test, 0 otherwise. */
-export function spatialFilter(pos: Int32Array, F: number, h: number, w: number, opts: CbrOptions = CBR_DEFAULTS): Uint8Array {
+export function spatialFilter(
+  pos: Int32Array,
+  F: number,
+  h: number,
+  w: number,
+  opts: CbrOptions = CBR_DEFAULTS,
+): Uint8Array {
   const hw = h * w, ok = new Uint8Array(hw).fill(1), thr = opts.spatialThreshold;
   for (let t = 0; t < hw; t++) {
     for (let f = 1; f < F; f++) {
@@ -105,7 +114,13 @@ export function mostCommonFirstSeen(values: ArrayLike<number>): number {
 }
 
 /** Step 3: refined copy of `coarse` [F × hw] from the kept trajectories. */
-export function voteAlongTrajectories(coarse: Int32Array, pos: Int32Array, keep: Uint8Array, F: number, hw: number): Int32Array {
+export function voteAlongTrajectories(
+  coarse: Int32Array,
+  pos: Int32Array,
+  keep: Uint8Array,
+  F: number,
+  hw: number,
+): Int32Array {
   const out = coarse.slice(), votes = new Int32Array(F);
   for (let t = 0; t < hw; t++) {
     if (!keep[t]) continue;
@@ -123,7 +138,14 @@ export interface Tracks {
 }
 
 /** Steps 1–2 for one batch of raw features [F × h·w × C]. */
-export function computeTracks(features: Float32Array, F: number, h: number, w: number, C: number, opts: CbrOptions = CBR_DEFAULTS): Tracks {
+export function computeTracks(
+  features: Float32Array,
+  F: number,
+  h: number,
+  w: number,
+  C: number,
+  opts: CbrOptions = CBR_DEFAULTS,
+): Tracks {
   const pos = trackTrajectories(features, F, h * w, C);
   return { pos, keep: spatialFilter(pos, F, h, w, opts) };
 }

@@ -34,7 +34,9 @@ export function kNearest(
 ): { index: Int32Array; dist: Float64Array } {
   const { features: M, n, d } = mem;
   if (k < 1 || k > n) throw new Error(`knn: k = ${k} needs 1..${n} memory points`);
-  if (queries.length !== nq * d) throw new Error(`knn: queries have ${queries.length} values, expected ${nq}×${d}`);
+  if (queries.length !== nq * d) {
+    throw new Error(`knn: queries have ${queries.length} values, expected ${nq}×${d}`);
+  }
   const mNorm = rowSqNorms(M, n, d), qNorm = rowSqNorms(queries, nq, d);
   const index = new Int32Array(nq * k).fill(-1), dist = new Float64Array(nq * k).fill(Infinity);
   const tile = new Float64Array(QB * MB);

@@ -19,7 +19,9 @@ export type DifferenceMode = "reference_uint8" | "float_l2";
 /** Unblurred per-pixel RGB difference norm of two U8 [H, W, 3] images, as float64 [H·W]. */
 export function rgbDifference(plus: Tensor<"U8">, minus: Tensor<"U8">, mode: DifferenceMode): Float64Array {
   if (plus.shape.join() !== minus.shape.join() || plus.shape.length !== 3 || plus.shape[2] !== 3) {
-    throw new Error(`rgbDifference: expected two U8 [H, W, 3] images, got [${plus.shape}] and [${minus.shape}]`);
+    throw new Error(
+      `rgbDifference: expected two U8 [H, W, 3] images, got [${plus.shape}] and [${minus.shape}]`,
+    );
   }
   const n = plus.shape[0] * plus.shape[1], a = plus.data, b = minus.data, out = new Float64Array(n);
   for (let i = 0; i < n; i++) {
@@ -81,7 +83,11 @@ export interface LabelOptions {
  * §8.6 for one frame: `diffs[i]` is the 8-bit difference map of `labels[i]` (U8 [H, W]); returns I32 [H, W]
  * label values.
  */
-export function labelsFromDifferences(diffs: readonly Tensor<"U8">[], labels: readonly number[], opts: LabelOptions): Tensor<"I32"> {
+export function labelsFromDifferences(
+  diffs: readonly Tensor<"U8">[],
+  labels: readonly number[],
+  opts: LabelOptions,
+): Tensor<"I32"> {
   if (diffs.length !== labels.length || diffs.length === 0) {
     throw new Error(`labelsFromDifferences: ${diffs.length} maps for ${labels.length} labels`);
   }
@@ -90,7 +96,9 @@ export function labelsFromDifferences(diffs: readonly Tensor<"U8">[], labels: re
   if (filtering && !opts.coarse) throw new Error("labelsFromDifferences: filtering needs the coarse map");
   const best = new Float64Array(n).fill(-Infinity), arg = new Int32Array(n);
   diffs.forEach((d, li) => {
-    if (d.shape[0] !== H || d.shape[1] !== W) throw new Error(`labelsFromDifferences: map ${li} is [${d.shape}], expected [${H},${W}]`);
+    if (d.shape[0] !== H || d.shape[1] !== W) {
+      throw new Error(`labelsFromDifferences: map ${li} is [${d.shape}], expected [${H},${W}]`);
+    }
     let max = 0;
     for (let i = 0; i < n; i++) if (d.data[i] > max) max = d.data[i];
     const denom = max + 1e-5;

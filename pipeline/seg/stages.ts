@@ -10,11 +10,13 @@
  * and the coarse maps come out of `knn`.
  *
  * Inputs (artifacts of upstream stages):
- * - "features": tensors `features_agg` F32|F16 [T, h·w, C] — aggregated features (mean of the blocks), raw or
- *   already L∞-normalised (normalised here; the normalisation is idempotent); `features_cbr` F32|F16
- *   [T, h·w, C'] — raw CBR-block q (needed only when cbr.enabled). json `grid` [h, w], `frames` (the clip's N frame
- *   names), optional `batches` [[start, end), …]: the frame ranges whose features are stacked in the rows, in
- *   order (T = Σ lengths; a frame's features depend on its batch). Without `batches`, T = N and row f = frame f.
+ * - "features": either per-block raw self-attention queries `q<i>` F32|F16 [T, h·w, C] (aggregated here by
+ *   `aggregate.ts` from config `features.*`; CBR reads `q<cbr.block>`), or ready-made `features_agg` [T, h·w, C]
+ *   (aggregated; raw or already L∞-normalised — normalised here, the normalisation is idempotent) and
+ *   `features_cbr` [T, h·w, C'] (raw CBR-block q, needed only when cbr.enabled), which take precedence.
+ *   json `grid` [h, w], `frames` (the clip's N frame names), optional `batches` [[start, end), …]: the frame
+ *   ranges whose features are stacked in the rows, in order (T = Σ lengths; a frame's features depend on its
+ *   batch). Without `batches`, T = N and row f = frame f.
  * - "frames": tensor `gt_grid` U8|I32 [h, w] — frame-0 GT nearest-resized to the grid; absent = single-video mode
  *   (labels are cluster ids).
  *
@@ -31,7 +33,7 @@
  */
 import type { Artifacts, Json, Stage } from "../dag/stage.ts";
 import { normalizeLinf } from "../tensor/ops.ts";
-import { f32, i32, type Tensor, toF32, u8 } from "../tensor/tensor.ts";
+import { f32, i32, type Tensor, u8 } from "../tensor/tensor.ts";
 import { aggregatedFeatures, cbrFeatures } from "./aggregate.ts";
 import { computeTracks, type Tracks } from "./cbr.ts";
 import { type BatchRange, contextLoop, distinctBatches, firstFrameLabels, planBatches } from "./video.ts";
@@ -49,8 +51,12 @@ interface FeatureView {
 function featureView(a: Artifacts | undefined): FeatureView {
   if (!a) throw new Error(`seg stages: missing upstream "features"`);
   const grid = a.json.grid as number[] | undefined, frames = a.json.frames as string[] | undefined;
-  if (!Array.isArray(grid) || grid.length !== 2) throw new Error(`seg stages: features json.grid must be [h, w]`);
-  if (!Array.isArray(frames) || frames.length === 0) throw new Error(`seg stages: features json.frames must list the frames`);
+  if (!Array.isArray(grid) || grid.length !== 2) {
+    throw new Error(`seg stages: features json.grid must be [h, w]`);
+  }
+  if (!Array.isArray(frames) || frames.length === 0) {
+    throw new Error(`seg stages: features json.frames must list the frames`);
+  }
   const [h, w] = grid, N = frames.length;
   const stored = (a.json.batches as [number, number][] | undefined)?.map(([start, end]) => ({ start, end }));
   const offsetOf = (r: BatchRange): number => {
@@ -66,19 +72,27 @@ function featureView(a: Artifacts | undefined): FeatureView {
 }
 
 function checkFeature(t: Tensor<"F32">, name: string, hw: number): Tensor<"F32"> {
-  if (t.shape.length !== 3 || t.shape[1] !== hw) throw new Error(`seg stages: ${name} must be [T, ${hw}, C], got [${t.shape}]`);
+  if (t.shape.length !== 3 || t.shape[1] !== hw) {
+    throw new Error(`seg stages: ${name} must be [T, ${hw}, C], got [${t.shape}]`);
+  }
   return t;
 }
 
 /** Rows of one batch: [F·hw × C] subarray view. */
 function batchRows(t: Tensor<"F32">, view: FeatureView, r: BatchRange): Float32Array {
   const hw = view.h * view.w, C = t.shape[2], off = view.offsetOf(r);
-  if ((off + r.end - r.start) * hw * C > t.data.length) throw new Error(`seg stages: features too short for batch [${r.start}, ${r.end})`);
+  if ((off + r.end - r.start) * hw * C > t.data.length) {
+    throw new Error(`seg stages: features too short for batch [${r.start}, ${r.end})`);
+  }
   return t.data.subarray(off * hw * C, (off + r.end - r.start) * hw * C);
 }
 
 function plan(view: FeatureView, p: Record<string, unknown>): BatchRange[] {
-  return planBatches(view.N, p["batch_size"] as number, (p["dedupe_last_batch"] as boolean | undefined) ?? false);
+  return planBatches(
+    view.N,
+    p["batch_size"] as number,
+    (p["dedupe_last_batch"] as boolean | undefined) ?? false,
+  );
 }
 
 const rangesJson = (rs: BatchRange[]): Json => rs.map((r) => [r.start, r.end]);
@@ -87,25 +101,59 @@ const rangesJson = (rs: BatchRange[]): Json => rs.map((r) => [r.start, r.end]);
 export const kmeansStage: Stage = {
   name: "kmeans",
   version: 1,
-  params: ["features.aggregate", "features.blocks", "features.block", "kmeans.k", "kmeans.n_init", "kmeans.max_iter", "kmeans.tol", "kmeans.fit", "seed", "batch_size"],
+  params: [
+    "features.aggregate",
+    "features.blocks",
+    "features.block",
+    "kmeans.k",
+    "kmeans.n_init",
+    "kmeans.max_iter",
+    "kmeans.tol",
+    "kmeans.fit",
+    "seed",
+    "batch_size",
+  ],
   upstream: ["features", "frames"],
   run(inputs, p, ctx) {
     const view = featureView(inputs.features);
     const hw = view.h * view.w;
-    const agg = normalizeLinf(checkFeature(aggregatedFeatures(inputs.features, p["features.aggregate"] as boolean, p["features.blocks"] as number[], p["features.block"] as number), "features_agg", hw));
+    const agg = normalizeLinf(
+      checkFeature(
+        aggregatedFeatures(
+          inputs.features,
+          p["features.aggregate"] as boolean,
+          p["features.blocks"] as number[],
+          p["features.block"] as number,
+        ),
+        "features_agg",
+        hw,
+      ),
+    );
     const C = agg.shape[2];
     const first = planBatches(view.N, p["batch_size"] as number)[0];
     const gt = inputs.frames?.tensors.gt_grid;
-    if (gt && gt.data.length !== hw) throw new Error(`kmeans stage: gt_grid [${gt.shape}] does not match the grid ${view.h}×${view.w}`);
-    ctx.log(`kmeans: K=${p["kmeans.k"]} on ${p["kmeans.fit"] === "first_frame" ? 1 : first.end - first.start} frame(s) of ${hw} cells`);
-    const res = firstFrameLabels(batchRows(agg, view, first), first.end - first.start, { h: view.h, w: view.w, C }, gt ? (gt.data as ArrayLike<number>) : null, {
-      k: p["kmeans.k"] as number,
-      nInit: p["kmeans.n_init"] as number,
-      maxIter: p["kmeans.max_iter"] as number,
-      tol: p["kmeans.tol"] as number,
-      fit: p["kmeans.fit"] as "batch" | "first_frame",
-      seed: p["seed"] as number,
-    });
+    if (gt && gt.data.length !== hw) {
+      throw new Error(`kmeans stage: gt_grid [${gt.shape}] does not match the grid ${view.h}×${view.w}`);
+    }
+    ctx.log(
+      `kmeans: K=${p["kmeans.k"]} on ${
+        p["kmeans.fit"] === "first_frame" ? 1 : first.end - first.start
+      } frame(s) of ${hw} cells`,
+    );
+    const res = firstFrameLabels(
+      batchRows(agg, view, first),
+      first.end - first.start,
+      { h: view.h, w: view.w, C },
+      gt ? (gt.data as ArrayLike<number>) : null,
+      {
+        k: p["kmeans.k"] as number,
+        nInit: p["kmeans.n_init"] as number,
+        maxIter: p["kmeans.max_iter"] as number,
+        tol: p["kmeans.tol"] as number,
+        fit: p["kmeans.fit"] as "batch" | "first_frame",
+        seed: p["seed"] as number,
+      },
+    );
     ctx.progress(1, 1, "kmeans");
     const clusterLabels: Record<string, Json> = {};
     for (const [c, l] of res.clusterLabel) clusterLabels[String(c)] = l;
@@ -124,7 +172,14 @@ export const kmeansStage: Stage = {
 export const cbrStage: Stage = {
   name: "cbr",
   version: 1,
-  params: ["cbr.block", "cbr.enabled", "cbr.spatial_threshold", "cbr.abs_threshold", "batch_size", "dedupe_last_batch"],
+  params: [
+    "cbr.block",
+    "cbr.enabled",
+    "cbr.spatial_threshold",
+    "cbr.abs_threshold",
+    "batch_size",
+    "dedupe_last_batch",
+  ],
   upstream: ["features"],
   run(inputs, p, ctx) {
     const view = featureView(inputs.features);
@@ -141,7 +196,10 @@ export const cbrStage: Stage = {
     const raw = checkFeature(cbrFeatures(inputs.features, p["cbr.block"] as number), "features_cbr", hw);
     const C = raw.shape[2];
     const tracks = new Int32Array(batches.length * F * hw), keep = new Uint8Array(batches.length * hw);
-    const opts = { spatialThreshold: p["cbr.spatial_threshold"] as number, absThreshold: p["cbr.abs_threshold"] as boolean };
+    const opts = {
+      spatialThreshold: p["cbr.spatial_threshold"] as number,
+      absThreshold: p["cbr.abs_threshold"] as boolean,
+    };
     batches.forEach((r, b) => {
       const t = computeTracks(batchRows(raw, view, r), F, view.h, view.w, C, opts);
       tracks.set(t.pos, b * F * hw);
@@ -159,12 +217,30 @@ export const cbrStage: Stage = {
 export const knnStage: Stage = {
   name: "knn",
   version: 1,
-  params: ["features.aggregate", "features.blocks", "features.block", "knn.k", "batch_size", "dedupe_last_batch"],
+  params: [
+    "features.aggregate",
+    "features.blocks",
+    "features.block",
+    "knn.k",
+    "batch_size",
+    "dedupe_last_batch",
+  ],
   upstream: ["features", "kmeans", "cbr"],
   run(inputs, p, ctx) {
     const view = featureView(inputs.features);
     const hw = view.h * view.w;
-    const agg = normalizeLinf(checkFeature(aggregatedFeatures(inputs.features, p["features.aggregate"] as boolean, p["features.blocks"] as number[], p["features.block"] as number), "features_agg", hw));
+    const agg = normalizeLinf(
+      checkFeature(
+        aggregatedFeatures(
+          inputs.features,
+          p["features.aggregate"] as boolean,
+          p["features.blocks"] as number[],
+          p["features.block"] as number,
+        ),
+        "features_agg",
+        hw,
+      ),
+    );
     const C = agg.shape[2];
     const batchPlan = plan(view, p);
     const distinct = distinctBatches(batchPlan);
@@ -174,8 +250,12 @@ export const knnStage: Stage = {
     const cbrOn = cb?.json.enabled === true;
     const slot = (r: BatchRange) => distinct.findIndex((d) => d.start === r.start && d.end === r.end);
     const tracksOf = (r: BatchRange): Tracks => {
-      const s = slot(r), tr = cb!.tensors.tracks.data as Int32Array, kp = cb!.tensors.track_keep.data as Uint8Array;
-      if (s >= cb!.tensors.tracks.shape[0]) throw new Error(`knn stage: cbr artifact has no tracks for batch [${r.start}, ${r.end})`);
+      const s = slot(r),
+        tr = cb!.tensors.tracks.data as Int32Array,
+        kp = cb!.tensors.track_keep.data as Uint8Array;
+      if (s >= cb!.tensors.tracks.shape[0]) {
+        throw new Error(`knn stage: cbr artifact has no tracks for batch [${r.start}, ${r.end})`);
+      }
       return { pos: tr.subarray(s * F * hw, (s + 1) * F * hw), keep: kp.subarray(s * hw, (s + 1) * hw) };
     };
     const res = contextLoop(
@@ -198,7 +278,12 @@ export const knnStage: Stage = {
         coarse_batches: i32([distinct.length, F, view.h, view.w], refined),
         coarse_knn: i32([distinct.length, F, view.h, view.w], knn),
       },
-      json: { labels: km.json.labels, batches: rangesJson(distinct), frames: view.frames, grid: [view.h, view.w] },
+      json: {
+        labels: km.json.labels,
+        batches: rangesJson(distinct),
+        frames: view.frames,
+        grid: [view.h, view.w],
+      },
     });
   },
 };

@@ -11,7 +11,7 @@
  */
 import { assignClusters, type Assignment } from "./assign.ts";
 import { type CbrOptions, computeTracks, type Tracks, voteAlongTrajectories } from "./cbr.ts";
-import { kmeansFit, kmeansPredict, type KMeansOptions } from "./kmeans.ts";
+import { kmeansFit, type KMeansOptions, kmeansPredict } from "./kmeans.ts";
 import { type KnnMemory, knnPredict } from "./knn.ts";
 
 /** Frames [start, end) of one diffusion batch. */
@@ -27,7 +27,9 @@ export interface BatchRange {
  * frame by frame; N < batchSize gives one batch of N frames (the reference crashes there).
  */
 export function planBatches(N: number, batchSize: number, dedupeLastBatch = false): BatchRange[] {
-  if (!(N >= 1) || !(batchSize >= 1)) throw new Error(`planBatches: need N ≥ 1 and batchSize ≥ 1, got ${N}, ${batchSize}`);
+  if (!(N >= 1) || !(batchSize >= 1)) {
+    throw new Error(`planBatches: need N ≥ 1 and batchSize ≥ 1, got ${N}, ${batchSize}`);
+  }
   const F = Math.min(batchSize, N);
   const plan: BatchRange[] = [];
   for (let b = 0; b <= Math.floor(N / F); b++) {
@@ -91,7 +93,13 @@ export function firstFrameLabels(
   const nFit = opts.fit === "first_frame" ? hw : F * hw;
   const model = kmeansFit(batch0.subarray(0, nFit * C), nFit, C, opts);
   const clusters = kmeansPredict(model, batch0.subarray(0, hw * C), hw);
-  return { ...assignClusters(clusters, gtGrid), clusters, centers: model.centers, inertia: model.inertia, nIter: model.nIter };
+  return {
+    ...assignClusters(clusters, gtGrid),
+    clusters,
+    centers: model.centers,
+    inertia: model.inertia,
+    nIter: model.nIter,
+  };
 }
 
 /** Settings of the context loop. */
@@ -140,7 +148,9 @@ export function contextLoop(
       let tracks: Tracks;
       if ("tracks" in opts.cbr) tracks = opts.cbr.tracks(range);
       else {
-        if (!feats.cbr || !dims.cbrC) throw new Error("contextLoop: CBR is on but the batch has no CBR features");
+        if (!feats.cbr || !dims.cbrC) {
+          throw new Error("contextLoop: CBR is on but the batch has no CBR features");
+        }
         tracks = computeTracks(feats.cbr, F, dims.h, dims.w, dims.cbrC, opts.cbr.options);
       }
       refined = voteAlongTrajectories(knn, tracks.pos, tracks.keep, F, hw);

@@ -20,7 +20,10 @@ function readBytes(file: string): Uint8Array {
     return new Uint8Array(fs.readFileSync(file));
   } catch (e) {
     const code = (e as { code?: string }).code;
-    fail(file, code === "ENOENT" ? "image file not found" : `cannot read image file (${code ?? (e as Error).message})`);
+    fail(
+      file,
+      code === "ENOENT" ? "image file not found" : `cannot read image file (${code ?? (e as Error).message})`,
+    );
   }
 }
 
@@ -28,13 +31,17 @@ function readBytes(file: string): Uint8Array {
 export async function readImage(file: string): Promise<Tensor<"U8">> {
   const bytes = readBytes(file);
   try {
-    const { data, info } = await sharp(bytes, { failOn: "truncated" }).removeAlpha().toColourspace("srgb").raw()
+    const { data, info } = await sharp(bytes, { failOn: "truncated" }).removeAlpha().toColourspace("srgb")
+      .raw({ depth: "uchar" })
       .toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) fail(file, `decoded to ${info.channels} channels, expected RGB`);
-    return u8([info.height, info.width, 3], new Uint8Array(data.buffer, data.byteOffset, data.length).slice());
+    return u8(
+      [info.height, info.width, 3],
+      new Uint8Array(data.buffer, data.byteOffset, data.length).slice(),
+    );
   } catch (e) {
     if ((e as Error).name === "UserError") throw e;
-    fail(file, `cannot decode image (${oneLine((e as Error).message)})`);
+    fail(file, `cannot decode image (${oneLine((e as Error).message)}); expected a complete PNG/JPEG/WebP/TIFF file`);
   }
 }
 
@@ -47,12 +54,16 @@ export async function imageSize(file: string): Promise<{ width: number; height: 
     return { width: m.width, height: m.height };
   } catch (e) {
     if ((e as Error).name === "UserError") throw e;
-    fail(file, `cannot decode image (${oneLine((e as Error).message)})`);
+    fail(file, `cannot decode image (${oneLine((e as Error).message)}); expected a complete PNG/JPEG/WebP/TIFF file`);
   }
 }
 
 /** Write U8 [H, W, 3] or [H, W] as PNG or JPEG (by extension; JPEG quality 75 like PIL's default). */
-export async function writeImage(file: string, t: Tensor<"U8">, opts: { quality?: number } = {}): Promise<void> {
+export async function writeImage(
+  file: string,
+  t: Tensor<"U8">,
+  opts: { quality?: number } = {},
+): Promise<void> {
   const [H, W] = t.shape;
   const C = t.shape.length === 2 ? 1 : t.shape[2];
   if ((t.shape.length !== 2 && t.shape.length !== 3) || (C !== 1 && C !== 3)) {
@@ -86,7 +97,9 @@ export function decodeLabelPng(bytes: Uint8Array, where: string): Tensor<"U8"> {
     const type = String.fromCharCode(...bytes.subarray(off + 4, off + 8));
     if (off + 12 + len > bytes.length) bad(`truncated ${type} chunk`);
     const body = bytes.subarray(off + 8, off + 8 + len);
-    if (crc32(bytes.subarray(off + 4, off + 8 + len)) !== dv.getUint32(off + 8 + len)) bad(`CRC mismatch in ${type} chunk`);
+    if (crc32(bytes.subarray(off + 4, off + 8 + len)) !== dv.getUint32(off + 8 + len)) {
+      bad(`CRC mismatch in ${type} chunk`);
+    }
     if (type === "IHDR") {
       width = dv.getUint32(off + 8);
       height = dv.getUint32(off + 12);
@@ -102,7 +115,11 @@ export function decodeLabelPng(bytes: Uint8Array, where: string): Tensor<"U8"> {
   }
   if (!ended) bad("truncated (no IEND chunk)");
   if (ctype !== 0 && ctype !== 3) {
-    bad(`colour type ${ctype} (${ctype === 2 ? "RGB" : ctype === 6 ? "RGBA" : "grey+alpha"}); expected single-channel grey or palette`);
+    bad(
+      `colour type ${ctype} (${
+        ctype === 2 ? "RGB" : ctype === 6 ? "RGBA" : "grey+alpha"
+      }); expected single-channel grey or palette`,
+    );
   }
   if (depth > 8) bad(`${depth}-bit samples; expected at most 8 bits`);
   if (interlace !== 0) bad("interlaced PNG is not supported");
@@ -122,7 +139,9 @@ export function decodeLabelPng(bytes: Uint8Array, where: string): Tensor<"U8"> {
     unfilter(ft, cur, prev, 1, where);
     const perByte = 8 / depth, mask = (1 << depth) - 1;
     for (let x = 0; x < width; x++) {
-      out[y * width + x] = depth === 8 ? cur[x] : (cur[Math.floor(x / perByte)] >> (8 - depth * (1 + (x % perByte)))) & mask;
+      out[y * width + x] = depth === 8
+        ? cur[x]
+        : (cur[Math.floor(x / perByte)] >> (8 - depth * (1 + (x % perByte)))) & mask;
     }
     [prev, cur] = [cur, prev];
   }

@@ -133,7 +133,9 @@ function pilCoeffs(inSize: number, outSize: number, filter: { support: number; f
     }
     for (let x = 0; x < xmax; x++) {
       const k = ww !== 0 ? w[x] / ww : w[x];
-      kk[xx * ksize + x] = k < 0 ? Math.trunc(-0.5 + k * (1 << PRECISION_BITS)) : Math.trunc(0.5 + k * (1 << PRECISION_BITS));
+      kk[xx * ksize + x] = k < 0
+        ? Math.trunc(-0.5 + k * (1 << PRECISION_BITS))
+        : Math.trunc(0.5 + k * (1 << PRECISION_BITS));
     }
     bounds[xx * 2] = xmin;
     bounds[xx * 2 + 1] = xmax;
@@ -148,7 +150,12 @@ function clip8(v: number): number {
 }
 
 /** Pillow's two-pass 8-bit resample (horizontal first, 8-bit intermediate, a pass skipped if its size is kept). */
-function pilResample(t: Tensor<"U8">, outH: number, outW: number, filter: typeof PIL_FILTERS.bicubic): Tensor<"U8"> {
+function pilResample(
+  t: Tensor<"U8">,
+  outH: number,
+  outW: number,
+  filter: typeof PIL_FILTERS.bicubic,
+): Tensor<"U8"> {
   const [H, W, C] = imageDims(t);
   let cur = t.data, curW = W;
   if (outW !== W) {
@@ -204,9 +211,15 @@ function roundEven(v: number): number {
 const COEF_BITS = 11, COEF_SCALE = 1 << COEF_BITS;
 
 /** OpenCV's horizontal linear taps: clamped source columns and their 11-bit weights. */
-function cvHorizontalTaps(inSize: number, outSize: number): { i0: Int32Array; i1: Int32Array; a0: Int32Array; a1: Int32Array } {
+function cvHorizontalTaps(
+  inSize: number,
+  outSize: number,
+): { i0: Int32Array; i1: Int32Array; a0: Int32Array; a1: Int32Array } {
   const scale = 1 / (outSize / inSize);
-  const i0 = new Int32Array(outSize), i1 = new Int32Array(outSize), a0 = new Int32Array(outSize), a1 = new Int32Array(outSize);
+  const i0 = new Int32Array(outSize),
+    i1 = new Int32Array(outSize),
+    a0 = new Int32Array(outSize),
+    a1 = new Int32Array(outSize);
   const f = new Float32Array(2);
   for (let d = 0; d < outSize; d++) {
     f[0] = (d + 0.5) * scale - 0.5; // float, as `(float)((dx+0.5)*scale_x - 0.5)`
@@ -252,7 +265,8 @@ export function resizeBilinearCv(t: Tensor<"U8">, outH: number, outW: number): T
   const hrow = (r: number, buf: Int32Array) => {
     for (let x = 0; x < outW; x++) {
       for (let c = 0; c < C; c++) {
-        buf[x * C + c] = src[(r * W + xs.i0[x]) * C + c] * xs.a0[x] + src[(r * W + xs.i1[x]) * C + c] * xs.a1[x];
+        buf[x * C + c] = src[(r * W + xs.i0[x]) * C + c] * xs.a0[x] +
+          src[(r * W + xs.i1[x]) * C + c] * xs.a1[x];
       }
     }
   };
@@ -272,7 +286,10 @@ export function resizeBilinearCv(t: Tensor<"U8">, outH: number, outW: number): T
 /** OpenCV vertical linear taps: beta from the unclamped fractional row, fetched rows clamped to the image. */
 function cvVerticalTaps(inSize: number, outSize: number) {
   const scale = 1 / (outSize / inSize);
-  const r0 = new Int32Array(outSize), r1 = new Int32Array(outSize), b0 = new Int32Array(outSize), b1 = new Int32Array(outSize);
+  const r0 = new Int32Array(outSize),
+    r1 = new Int32Array(outSize),
+    b0 = new Int32Array(outSize),
+    b1 = new Int32Array(outSize);
   const f = new Float32Array(2);
   for (let d = 0; d < outSize; d++) {
     f[0] = (d + 0.5) * scale - 0.5;
@@ -327,7 +344,10 @@ export function gaussianBlur5(src: Float64Array, H: number, W: number, sigma = 3
     }
   }
   for (let y = 0; y < H; y++) {
-    const m2 = reflect101(y - 2, H) * W, m1 = reflect101(y - 1, H) * W, p1 = reflect101(y + 1, H) * W, p2 = reflect101(y + 2, H) * W;
+    const m2 = reflect101(y - 2, H) * W,
+      m1 = reflect101(y - 1, H) * W,
+      p1 = reflect101(y + 1, H) * W,
+      p2 = reflect101(y + 2, H) * W;
     const o = y * W;
     for (let x = 0; x < W; x++) {
       let s = k[2] * tmp[o + x];
@@ -360,7 +380,9 @@ export function gather<D extends "F32" | "I32" | "U8">(t: Tensor<D>, indices: Ar
   const out = new Ctor(indices.length * inner);
   for (let i = 0; i < indices.length; i++) {
     const r = indices[i];
-    if (r < 0 || r >= N || !Number.isInteger(r)) throw new Error(`gather: index ${r} out of range 0..${N - 1}`);
+    if (r < 0 || r >= N || !Number.isInteger(r)) {
+      throw new Error(`gather: index ${r} out of range 0..${N - 1}`);
+    }
     out.set((t.data as any).subarray(r * inner, (r + 1) * inner), i * inner);
   }
   return { dtype: t.dtype, shape: [indices.length, ...t.shape.slice(1)], data: out } as Tensor<D>;

@@ -4,7 +4,14 @@ import * as path from "node:path";
 import { assert, assertEquals, assertRejects, assertThrows } from "../assert.ts";
 import { ROOT } from "../shared.ts";
 import { UserError } from "../../pipeline/errors.ts";
-import { decodeLabelPng, encodeLabelPng, imageSize, readImage, readLabelImage, writeImage } from "../../pipeline/tensor/image.ts";
+import {
+  decodeLabelPng,
+  encodeLabelPng,
+  imageSize,
+  readImage,
+  readLabelImage,
+  writeImage,
+} from "../../pipeline/tensor/image.ts";
 import { u8 } from "../../pipeline/tensor/tensor.ts";
 
 const FIX = path.join(ROOT, "tests/fixtures/datasets");
@@ -53,19 +60,49 @@ Deno.test("readImage gives RGB [H, W, 3]; writeImage PNG round-trips exactly", a
 
 Deno.test("broken image files are UserErrors naming the file", async () => {
   const b = (f: string) => path.join(FIX, "broken", f);
-  await assertRejects(() => readImage(b("truncated.png")), UserError, `${b("truncated.png")}: cannot decode image`);
-  await assertRejects(() => readImage(b("truncated.jpg")), UserError, `${b("truncated.jpg")}: cannot decode image`);
-  await assertRejects(() => readImage(b("not_an_image.png")), UserError, `${b("not_an_image.png")}: cannot decode image`);
-  await assertRejects(() => readImage(b("missing.png")), UserError, `${b("missing.png")}: image file not found`);
-  assertThrows(() => readLabelImage(b("truncated.png")), UserError, `${b("truncated.png")}: not a readable label PNG: truncated`);
-  assertThrows(() => readLabelImage(b("not_an_image.png")), UserError, "not a readable label PNG: missing PNG signature");
+  await assertRejects(
+    () => readImage(b("truncated.png")),
+    UserError,
+    `${b("truncated.png")}: cannot decode image`,
+  );
+  await assertRejects(
+    () => readImage(b("truncated.jpg")),
+    UserError,
+    `${b("truncated.jpg")}: cannot decode image`,
+  );
+  await assertRejects(
+    () => readImage(b("not_an_image.png")),
+    UserError,
+    `${b("not_an_image.png")}: cannot decode image`,
+  );
+  await assertRejects(
+    () => readImage(b("missing.png")),
+    UserError,
+    `${b("missing.png")}: image file not found`,
+  );
+  assertThrows(
+    () => readLabelImage(b("truncated.png")),
+    UserError,
+    `${b("truncated.png")}: not a readable label PNG: truncated`,
+  );
+  assertThrows(
+    () => readLabelImage(b("not_an_image.png")),
+    UserError,
+    "not a readable label PNG: missing PNG signature",
+  );
   assertThrows(
     () => readLabelImage(b("rgb_label.png")),
     UserError,
-    `${b("rgb_label.png")}: not a readable label PNG: colour type 2 (RGB); expected single-channel grey or palette`,
+    `${
+      b("rgb_label.png")
+    }: not a readable label PNG: colour type 2 (RGB); expected single-channel grey or palette`,
   );
   // a flipped byte inside IDAT is caught by the chunk CRC
   const bytes = new Uint8Array(fs.readFileSync(path.join(FIX, "camvid/clipA/labels/0001_f10.png")));
   bytes[bytes.length - 20] ^= 0xff;
-  assertThrows(() => decodeLabelPng(bytes, "flipped.png"), UserError, "flipped.png: not a readable label PNG: CRC mismatch");
+  assertThrows(
+    () => decodeLabelPng(bytes, "flipped.png"),
+    UserError,
+    "flipped.png: not a readable label PNG: CRC mismatch",
+  );
 });
