@@ -121,7 +121,7 @@ export function findWeightsFile(folder: string): string {
       `only pickled weights (${pickled.join(", ")}); convert them to .safetensors (pickles are never loaded)`,
     );
   }
-  fail(folder, "no .safetensors weights file found");
+  fail(folder, "no .safetensors weights file found (expected config.json and e.g. diffusion_pytorch_model.safetensors)");
 }
 
 /**

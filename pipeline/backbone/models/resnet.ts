@@ -5,6 +5,7 @@
  * @module
  */
 import type { GraphBuilder } from "../onnx/builder.ts";
+import { halfToFloat } from "../../tensor/tensor.ts";
 import type { WeightSource } from "../weights/weight_map.ts";
 
 /** Records one expected parameter (key, shape). */
@@ -204,7 +205,8 @@ export function alphaBlendSpec(add: SpecFn, prefix: string): void {
 /**
  * AlphaBlender in video mode (image_only_indicator all zero, so "learned" and "learned_with_images" agree):
  * α = sigmoid(mix_factor) (1 − that when `switchSpatialToTemporal`, the temporal VAE), out = α·xs + (1 − α)·xt.
- * Returns the blend and α (a [1] value, for taps).
+ * α and 1 − α are folded to constants at build time in float32 as torch computes them (ONNX runtimes cannot
+ * always fold an F16 Sigmoid). Returns the blend and α (a [1] constant, for taps).
  */
 export function alphaBlendGraph(
   g: GraphBuilder,
@@ -215,9 +217,13 @@ export function alphaBlendGraph(
   switchSpatialToTemporal = false,
 ): { out: string; alpha: string } {
   return g.scope(prefix, () => {
-    let alpha = g.op("Sigmoid", [g.initializer(w.take(`${prefix}.mix_factor`), "mix_factor")]);
-    if (switchSpatialToTemporal) alpha = g.sub(g.scalar(1), alpha);
-    const out = g.add(g.mul(alpha, xSpatial), g.mul(g.sub(g.scalar(1), alpha), xTemporal));
+    const m = w.take(`${prefix}.mix_factor`);
+    const raw = m.dtype === "F16" ? halfToFloat((m.data as Uint16Array)[0]) : (m.data as Float32Array)[0];
+    const f = Math.fround;
+    let a = f(1 / f(1 + f(Math.exp(-raw))));
+    if (switchSpatialToTemporal) a = f(1 - a);
+    const alpha = g.constant([a]);
+    const out = g.add(g.mul(alpha, xSpatial), g.mul(g.constant([f(1 - a)]), xTemporal));
     return { out, alpha };
   });
 }

@@ -26,6 +26,7 @@ import {
   spatioTemporalResBlockGraph,
   toTemporalTokens,
   unflattenFrames,
+  type VideoContext,
   videoContext,
 } from "./svd_blocks.ts";
 import { SVD_NORM_OUT_EPS, type SvdLayout, svdResnetEps } from "./svd_config.ts";
@@ -220,7 +221,7 @@ function positionHooks(
   g: GraphBuilder,
   l: SvdLayout,
   o: SvdBuildOptions,
-  video: ReturnType<typeof videoContext>,
+  video: VideoContext,
   emit: (name: string, v: string) => void,
 ): (i: number, C: number) => SpatioTemporalHooks {
   const injected = new Set(o.injectPositions ?? []);

@@ -144,8 +144,11 @@ export class SvdUNet {
     return new SvdUNet(layout, opts, graph, session, variantName);
   }
 
-  /** Evaluate B videos (split into micro-batches of whole videos when `microBatch` is set). */
-  async run(input: SvdUNetRunInput): Promise<SvdUNetRunOutput> {
+  /**
+   * Evaluate B videos, split into micro-batches of whole videos when `microBatch` is set (the run option
+   * overrides the load option).
+   */
+  async run(input: SvdUNetRunInput, opts: { microBatch?: number } = {}): Promise<SvdUNetRunOutput> {
     const s = input.sample.shape;
     if (s.length !== 5 || s[2] !== this.layout.inChannels) {
       fail("svd_unet.run", `sample must be [B, F, ${this.layout.inChannels}, h, w], got [${s}]`);
@@ -186,7 +189,7 @@ export class SvdUNet {
         );
       }
     }
-    const mb = Math.max(1, Math.min(B, this.options.microBatch ?? B));
+    const mb = Math.max(1, Math.min(B, opts.microBatch ?? this.options.microBatch ?? B));
     const parts: Record<string, Tensor>[] = [];
     for (let i = 0; i < B; i += mb) {
       const j = Math.min(B, i + mb);

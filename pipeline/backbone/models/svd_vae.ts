@@ -17,6 +17,7 @@ import { fail } from "../../errors.ts";
 import { f32, reshape, type Tensor } from "../../tensor/tensor.ts";
 import { GraphBuilder } from "../onnx/builder.ts";
 import { createSession, type Provider, type Session } from "../runtime.ts";
+import { expectPipeline } from "../weights/diffusers.ts";
 import { type ParamSpec, SafetensorsWeights, type WeightSource } from "../weights/weight_map.ts";
 import type { EncodeOptions, Vae } from "./autoencoder.ts";
 import {
@@ -220,6 +221,7 @@ export class TemporalVae implements Vae {
 
   /** Build from a diffusers SVD folder (uses `vae/`) or a `vae/` component folder. */
   static async load(folder: string, opts: TemporalVaeLoadOptions = {}): Promise<TemporalVae> {
+    expectPipeline(folder, "svd", "vae");
     const sub = path.join(folder, "vae");
     const dir = fs.existsSync(path.join(sub, "config.json")) ? sub : folder;
     const configPath = path.join(dir, "config.json");

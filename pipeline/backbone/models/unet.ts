@@ -17,10 +17,17 @@ import { createSession, evaluations, type Provider, type Session } from "../runt
 import { expectPipeline, findComponent, readSchedulerConfig } from "../weights/diffusers.ts";
 import { SafetensorsWeights, type WeightSource } from "../weights/weight_map.ts";
 import { parseUNetConfig, type UNetLayout } from "./unet_config.ts";
-import { buildUNetGraph, checkBuildOptions, posLabel, type UNetBuildOptions } from "./unet_graph.ts";
+import { buildUNetGraph, checkBuildOptions, posLabel, PREFIX_HIDDEN, type UNetBuildOptions } from "./unet_graph.ts";
 import { specParams, unetSpec } from "./unet_spec.ts";
 
-export { attentionPositions, availableTaps, tapName, type UNetBuildOptions } from "./unet_graph.ts";
+export {
+  attentionPositions,
+  availableTaps,
+  PREFIX_HIDDEN,
+  prefixNames,
+  tapName,
+  type UNetBuildOptions,
+} from "./unet_graph.ts";
 
 /** Options of {@link UNet.load}. */
 export interface UNetLoadOptions extends UNetBuildOptions {
@@ -47,8 +54,8 @@ export interface UNetLoadOptions extends UNetBuildOptions {
 
 /** Inputs of one evaluation. */
 export interface UNetRunInput {
-  /** [B, C, H, W] latents (already scaled by c_in). */
-  sample: Tensor<"F32">;
+  /** [B, C, H, W] latents (already scaled by c_in); not used by a variant that resumes from a prefix. */
+  sample?: Tensor<"F32">;
   /** One timestep for all samples or one per sample. */
   timestep: number | readonly number[] | Float32Array;
   /** [B, S, D] text states. */
@@ -57,6 +64,10 @@ export interface UNetRunInput {
   modulation?: Tensor<"F32">;
   /** Stored tensors by tap name, e.g. "up.pos07.attn1_q", "up.pos07.attn1_k", "up.pos07.attn2_out". */
   injected?: Record<string, Tensor<"F32">>;
+  /** `prefix.*` tensors of a variant built with `resumeAt` (as output by one built with `exposePrefixAt`). */
+  prefix?: Record<string, Tensor<"F32">>;
+  /** Largest batch per onnxruntime run for this call (default: the variant's `microBatch`). */
+  microBatch?: number;
 }
 
 /** Outputs of one evaluation. */
@@ -64,6 +75,8 @@ export interface UNetRunOutput {
   /** Model prediction (eps or v per `predictionType`); absent in truncated variants. */
   eps?: Tensor<"F32">;
   taps: Record<string, Tensor<"F32">>;
+  /** `prefix.*` outputs of a variant built with `exposePrefixAt`. */
+  prefix?: Record<string, Tensor<"F32">>;
 }
 
 /** Describe options for counters and messages. */
@@ -75,6 +88,8 @@ function describe(o: UNetLoadOptions): string {
   }
   if (o.injectPositions?.length) parts.push(`inj${o.injectPositions.join(",")}`);
   if (o.taps?.length) parts.push(`taps${o.taps.length}`);
+  if (o.exposePrefixAt !== undefined && o.exposePrefixAt !== null) parts.push(`prefix${o.exposePrefixAt}`);
+  if (o.resumeAt !== undefined && o.resumeAt !== null) parts.push(`from${o.resumeAt}`);
   if (o.dtype === "fp16") parts.push("fp16");
   return parts.join(":");
 }
@@ -128,6 +143,9 @@ export class UNet {
       injectPositions: [...(opts.injectPositions ?? [])].sort((a, b) => a - b),
       truncate: opts.truncate ?? false,
     };
+    // Only set when used, so the cache keys of existing variants do not change.
+    if (opts.exposePrefixAt !== undefined && opts.exposePrefixAt !== null) build.exposePrefixAt = opts.exposePrefixAt;
+    if (opts.resumeAt !== undefined && opts.resumeAt !== null) build.resumeAt = opts.resumeAt;
     const spec = unetSpec(layout);
     const graph = cachedGraph({
       name: "unet",
@@ -149,17 +167,25 @@ export class UNet {
 
   /** Evaluate a batch (split into micro-batches when `microBatch` is set). */
   async run(input: UNetRunInput): Promise<UNetRunOutput> {
-    const B = input.sample.shape[0];
+    const names = this.session.inputNames;
+    const resumes = !names.includes("sample");
+    const first = resumes ? input.prefix?.[PREFIX_HIDDEN] : input.sample;
+    if (!first) {
+      fail("unet.run", `variant ${this.variantName} needs ${resumes ? `prefix tensor ${PREFIX_HIDDEN}` : "a sample"}`);
+    }
+    const B = first.shape[0];
     const t = typeof input.timestep === "number"
       ? new Float32Array(B).fill(input.timestep)
       : Float32Array.from(input.timestep);
     if (t.length !== B) fail("unet.run", `timestep has ${t.length} values for a batch of ${B}`);
-    const feeds: Record<string, Tensor> = {
-      sample: input.sample,
-      timestep: f32([B], t),
-      context: input.context,
-    };
-    const names = this.session.inputNames;
+    const feeds: Record<string, Tensor> = { timestep: f32([B], t), context: input.context };
+    if (resumes) {
+      for (const n of names.filter((n) => n.startsWith("prefix."))) {
+        const v = input.prefix?.[n];
+        if (!v) fail("unet.run", `variant ${this.variantName} needs prefix tensor ${n}`);
+        feeds[n] = v;
+      }
+    } else feeds.sample = first;
     if (names.includes("modulation")) {
       if (!input.modulation) {
         fail("unet.run", `variant ${this.variantName} needs a modulation input [B, h·w, 1]`);
@@ -176,7 +202,7 @@ export class UNet {
     for (const [k, v] of Object.entries(feeds)) {
       if (v.shape[0] !== B) fail("unet.run", `input ${k} has batch ${v.shape[0]}, sample has ${B}`);
     }
-    const mb = Math.max(1, Math.min(B, this.options.microBatch ?? B));
+    const mb = Math.max(1, Math.min(B, input.microBatch ?? this.options.microBatch ?? B));
     const parts: Record<string, Tensor>[] = [];
     for (let i = 0; i < B; i += mb) {
       const sub: Record<string, Tensor> = {};
@@ -189,8 +215,10 @@ export class UNet {
     for (const k of Object.keys(parts[0])) {
       out[k] = parts.length === 1 ? toF32(parts[0][k]) : concat0(parts.map((p) => toF32(p[k])));
     }
-    const { eps, ...taps } = out;
-    return { eps, taps };
+    const { eps, ...rest } = out;
+    const taps: Record<string, Tensor<"F32">> = {}, prefix: Record<string, Tensor<"F32">> = {};
+    for (const [k, v] of Object.entries(rest)) (k.startsWith("prefix.") ? prefix : taps)[k] = v;
+    return Object.keys(prefix).length ? { eps, taps, prefix } : { eps, taps };
   }
 
   /** Positions whose tensors this variant expects as injection inputs. */

@@ -7,6 +7,11 @@
  * Names follow the conformance set: up-path position i = (L+1)·j + k for up_blocks[j].resnets[k]
  * (L = layers_per_block, so 3·j + k for SD); taps `up.posII.{resnet,out,attn1_q,attn1_k,attn2_q,attn2_k,
  * attn2_out}`, `up.blockJ.upsampler`, `debug.{time_proj,time_embedding,conv_in,down_blockI.out,mid_block.out}`.
+ *
+ * Prefix reuse (a split at the input of up-path position p): `exposePrefixAt: p` adds outputs `prefix.hidden`
+ * (the hidden state entering position p, before its skip concat) and `prefix.skipK` (the skip connection
+ * position p+K concatenates), and `resumeAt: p` builds the suffix: inputs `prefix.*` replace conv_in, the down
+ * and mid blocks and positions < p. suffix(prefix(x)) = full(x): the suffix runs exactly the remaining ops.
  * @module
  */
 import { fail } from "../../errors.ts";
@@ -16,6 +21,9 @@ import { type AttnTapKind, transformer2dGraph, type TransformerHooks } from "./a
 import { convFrom, downsampleGraph, groupNormFrom, resnetGraph, upsampleGraph } from "./resnet.ts";
 import { type UNetLayout, upPositions } from "./unet_config.ts";
 import { transformerDims } from "./unet_spec.ts";
+import { type BodySplit, checkSplitOptions, PREFIX_HIDDEN, prefixSkip, prefixTensorDims } from "./unet_split.ts";
+
+export { type BodySplit, PREFIX_HIDDEN, prefixNames, prefixSkip, prefixTensorDims } from "./unet_split.ts";
 
 /** Build options of a UNet graph variant. */
 export interface UNetBuildOptions {
@@ -27,6 +35,10 @@ export interface UNetBuildOptions {
   injectPositions?: readonly number[];
   /** Output only the taps, pruning everything after the deepest one (no `eps` output). */
   truncate?: boolean;
+  /** Also output the `prefix.*` tensors entering up-path position p (see module doc). */
+  exposePrefixAt?: number | null;
+  /** Build only the suffix from up-path position p on, fed by `prefix.*` inputs (see module doc). */
+  resumeAt?: number | null;
 }
 
 /** Two-digit position label. */
@@ -109,6 +121,7 @@ export function checkBuildOptions(l: UNetLayout, o: UNetBuildOptions): void {
   if (o.truncate && !(o.taps ?? []).length) {
     fail("unet truncate", "a truncated variant needs at least one tap");
   }
+  checkSplitOptions(l, o);
 }
 
 /** Where a resnet sits: its path, level (down/up: block index; mid: 0) and index k inside the block. */
@@ -133,7 +146,8 @@ export interface UNetBlocks {
  * The down → mid → up walk of a diffusers UNet after conv_in (skip connections, downsamplers with padding 1,
  * nearest ×2 upsamplers), with the blocks supplied by `b`. Emits `debug.down_blockI.out`, `debug.mid_block.out`,
  * `up.posII.{resnet,out}` and `up.blockJ.upsampler` through `emit`; returns the last hidden state, or null as
- * soon as `done()` says a truncated variant has all its taps.
+ * soon as `done()` says a truncated variant has all its taps. With `split.resume`, `x` is ignored and the walk
+ * starts at the split position.
  */
 export function unetBody(
   g: GraphBuilder,
@@ -143,7 +157,9 @@ export function unetBody(
   b: UNetBlocks,
   emit: (name: string, v: string) => void,
   done: () => boolean,
+  split?: BodySplit,
 ): string | null {
+  if (split?.resume) return upWalk(g, w, l, split.resume.hidden, [...split.resume.skips].reverse(), b, emit, done, split);
   let h = x;
   const skips = [h];
   l.down.forEach((lvl, i) => {
@@ -179,12 +195,30 @@ export function unetBody(
   });
   emit("debug.mid_block.out", h);
   if (done()) return null;
+  return upWalk(g, w, l, h, skips, b, emit, done, split);
+}
 
+/** The up path from the mid-block output (or from a split position), popping skip connections from `skips`. */
+function upWalk(
+  g: GraphBuilder,
+  w: WeightSource,
+  l: UNetLayout,
+  hidden: string,
+  skips: string[],
+  b: UNetBlocks,
+  emit: (name: string, v: string) => void,
+  done: () => boolean,
+  split?: BodySplit,
+): string | null {
+  let h = hidden;
   const per = l.layersPerBlock + 1;
+  const from = split?.resume ? split.at : 0;
   for (let j = 0; j < l.up.length; j++) {
     const lvl = l.up[j];
     for (let k = 0; k < per; k++) {
       const i = j * per + k;
+      if (i < from) continue;
+      if (split?.expose && i === split.at) split.expose(h, [...skips].reverse());
       g.scope(`up_blocks.${j}`, () => {
         h = g.concat([h, skips.pop()!], 1);
         h = b.resnet(
@@ -200,7 +234,7 @@ export function unetBody(
       });
       if (done()) return null;
     }
-    if (lvl.upsample) {
+    if (lvl.upsample && j * per + per - 1 >= from) {
       h = upsampleGraph(g, w, `up_blocks.${j}.upsamplers.0`, h);
       emit(`up.block${j}.upsampler`, h);
       if (done()) return null;
@@ -223,8 +257,9 @@ export function timestepMlpGraph(g: GraphBuilder, w: WeightSource, prefix: strin
 }
 
 /**
- * Build the UNet into `g`. Inputs: `sample` [B, C_in, H, W], `timestep` [B] (float32), `context`
- * [B, S, D]; plus `modulation` and `inject.*` per options. Outputs: `eps` (unless truncated) and the taps.
+ * Build the UNet into `g`. Inputs: `sample` [B, C_in, H, W] (or the `prefix.*` tensors with `resumeAt`),
+ * `timestep` [B] (float32), `context` [B, S, D]; plus `modulation` and `inject.*` per options. Outputs: `eps`
+ * (unless truncated), the taps, and the `prefix.*` tensors with `exposePrefixAt`.
  */
 export function buildUNetGraph(
   g: GraphBuilder,
@@ -240,10 +275,9 @@ export function buildUNetGraph(
   const done = () => o.truncate === true && remaining.size === 0;
   const temb0 = l.timeEmbedDim, C0 = l.blockOut[0];
 
-  let sample = g.toCompute(g.input("sample", "F32", ["batch", l.inChannels, "height", "width"]));
+  const resumeAt = o.resumeAt ?? null;
   const timestep = g.input("timestep", "F32", ["batch"]);
   const context = g.toCompute(g.input("context", "F32", ["batch", "seq", l.crossDim]));
-  if (l.centerInput) sample = g.sub(g.mul(sample, g.scalar(2)), g.scalar(1));
 
   // Time embedding: sinusoidal features → linear_1 → silu → linear_2.
   const tproj = g.scope(
@@ -254,8 +288,29 @@ export function buildUNetGraph(
   const temb = timestepMlpGraph(g, w, "time_embedding", tproj);
   emit("debug.time_embedding", temb);
 
-  const h0 = convFrom(g, w, "conv_in", sample, (l.convInKernel - 1) / 2);
-  emit("debug.conv_in", h0);
+  let split: BodySplit | undefined;
+  let h0 = "";
+  if (resumeAt !== null) {
+    const vals = prefixTensorDims(l, resumeAt).map((t) =>
+      g.toCompute(g.input(t.name, "F32", ["batch", t.ch, `h${t.level}`, `w${t.level}`]))
+    );
+    split = { at: resumeAt, resume: { hidden: vals[0], skips: vals.slice(1) } };
+  } else {
+    let sample = g.toCompute(g.input("sample", "F32", ["batch", l.inChannels, "height", "width"]));
+    if (l.centerInput) sample = g.sub(g.mul(sample, g.scalar(2)), g.scalar(1));
+    h0 = convFrom(g, w, "conv_in", sample, (l.convInKernel - 1) / 2);
+    emit("debug.conv_in", h0);
+    const at = o.exposePrefixAt ?? null;
+    if (at !== null) {
+      split = {
+        at,
+        expose: (hidden, skips) => {
+          g.output(PREFIX_HIDDEN, g.toF32(hidden));
+          skips.forEach((s, k) => g.output(prefixSkip(k), g.toF32(s)));
+        },
+      };
+    }
+  }
   const injected = new Set(o.injectPositions ?? []);
   const per = l.layersPerBlock + 1;
   const blocks: UNetBlocks = {
@@ -286,7 +341,7 @@ export function buildUNetGraph(
         i === null ? {} : hooksFor(g, i, Math.floor(i / per), ch, o, injected, emit),
       ),
   };
-  let h = unetBody(g, w, l, h0, blocks, emit, done);
+  let h = unetBody(g, w, l, h0, blocks, emit, done, split);
   if (h === null) return;
   h = g.silu(groupNormFrom(g, w, "conv_norm_out", h, l.groups, l.normEps));
   h = convFrom(g, w, "conv_out", h, (l.convOutKernel - 1) / 2);

@@ -28,7 +28,11 @@ export interface SvdMicroConditioning {
 }
 
 /** VidSeg's values (`svd_pipeline_vspw.py` defaults): fps_id 14, motion_bucket_id 127, cond_aug 0.02. */
-export const VIDSEG_SVD_CONDITIONING: Readonly<SvdMicroConditioning> = { fpsId: 14, motionBucketId: 127, condAug: 0.02 };
+export const VIDSEG_SVD_CONDITIONING: Readonly<SvdMicroConditioning> = {
+  fpsId: 14,
+  motionBucketId: 127,
+  condAug: 0.02,
+};
 
 /** diffusers `StableVideoDiffusionPipeline(fps=…)` subtracts 1 before building the ids: the id it sends. */
 export function fpsIdFromDiffusersFps(fps: number): number {
@@ -75,7 +79,11 @@ export function svdDenoised(x: Tensor<"F32">, v: Tensor<"F32">, sigma: number): 
 }
 
 /** Conditioning frame augmentation (pixels in [−1, 1]): image + condAug·ε. */
-export function augmentConditioningFrame(image11: Tensor<"F32">, condAug: number, noise: Tensor<"F32">): Tensor<"F32"> {
+export function augmentConditioningFrame(
+  image11: Tensor<"F32">,
+  condAug: number,
+  noise: Tensor<"F32">,
+): Tensor<"F32"> {
   if (image11.shape.join() !== noise.shape.join()) {
     throw new Error(`augmentConditioningFrame: noise [${noise.shape}] vs image [${image11.shape}]`);
   }
@@ -89,7 +97,11 @@ export function augmentConditioningFrame(image11: Tensor<"F32">, condAug: number
  * ([L, h, w] or [1, L, h, w], repeated for every frame). `guided`: B = 2, the first video with a zero
  * conditioning latent (unconditional half), the second with it; otherwise B = 1.
  */
-export function svdUNetSample(modelInput: Tensor<"F32">, condLatent: Tensor<"F32">, guided: boolean): Tensor<"F32"> {
+export function svdUNetSample(
+  modelInput: Tensor<"F32">,
+  condLatent: Tensor<"F32">,
+  guided: boolean,
+): Tensor<"F32"> {
   const [F, C, h, w] = modelInput.shape, plane = h * w;
   const L = condLatent.data.length / plane;
   const cs = condLatent.shape;
@@ -155,9 +167,16 @@ export function svdEpsModel(network: SvdNetwork, cond: SvdConditioning, guidance
   return async (modelInput, info) => {
     const sample = svdUNetSample(modelInput, cond.latent, guided);
     const B = sample.shape[0], [F, C, h, w] = modelInput.shape;
-    const v = await network({ sample, timestep: new Float32Array(B).fill(info.timestep), context, addedTimeIds: ids }, info);
+    const v = await network({
+      sample,
+      timestep: new Float32Array(B).fill(info.timestep),
+      context,
+      addedTimeIds: ids,
+    }, info);
     const n = F * C * h * w;
-    if (v.data.length !== B * n) throw new Error(`svdEpsModel: network returned [${v.shape}] for ${B} × [${modelInput.shape}]`);
+    if (v.data.length !== B * n) {
+      throw new Error(`svdEpsModel: network returned [${v.shape}] for ${B} × [${modelInput.shape}]`);
+    }
     if (!guided) return vToEps(modelInput, f32(modelInput.shape, v.data), info.sigma);
     const eu = vToEps(modelInput, f32(modelInput.shape, v.data.subarray(0, n)), info.sigma);
     const ec = vToEps(modelInput, f32(modelInput.shape, v.data.subarray(n)), info.sigma);

@@ -54,7 +54,8 @@ export function readJson(file: string): Record<string, unknown> {
 
 /**
  * Check that `root` is a pipeline of the expected kind when it has a `model_index.json` (a bare component
- * folder without one is accepted). Also recognises the kind from the component config's `_class_name`.
+ * folder without one is accepted). Also recognises the kind from the component config's `_class_name`
+ * (`component` = "unet" or "vae": root/component/config.json, else root/config.json).
  */
 export function expectPipeline(root: string, want: PipelineKind, component = "unet"): void {
   const index = path.join(root, "model_index.json");
@@ -76,20 +77,23 @@ export function expectPipeline(root: string, want: PipelineKind, component = "un
   );
   if (!cfg) return;
   const cls = String(readJson(cfg)._class_name ?? "");
-  const unetKind = cls === "UNetSpatioTemporalConditionModel"
-    ? "svd"
-    : cls === "UNet2DConditionModel"
-    ? "sd"
-    : null;
-  if (component === "unet" && unetKind && unetKind !== want) {
+  const known = COMPONENT_KINDS[component]?.[cls];
+  if (known && known !== want) {
     fail(
       cfg,
-      `_class_name "${cls}" is the UNet of ${KIND_NAMES[unetKind]}, but backbone.kind ${want} needs ${
-        KIND_NAMES[want]
-      }`,
+      `_class_name "${cls}" is the ${COMPONENT_LABEL[component]} of ${
+        KIND_NAMES[known]
+      }, but backbone.kind ${want} needs ${KIND_NAMES[want]}`,
     );
   }
 }
+
+/** Component classes that identify the pipeline family (SD's VAE class is shared by other SD-family models). */
+const COMPONENT_KINDS: Record<string, Record<string, PipelineKind>> = {
+  unet: { UNet2DConditionModel: "sd", UNetSpatioTemporalConditionModel: "svd" },
+  vae: { AutoencoderKL: "sd", AutoencoderKLTemporalDecoder: "svd" },
+};
+const COMPONENT_LABEL: Record<string, string> = { unet: "UNet", vae: "VAE" };
 
 const PICKLE_EXT = /\.(bin|ckpt|pt|pth|pkl)$/;
 

@@ -1,0 +1,341 @@
+/**
+ * The SVD path end to end on the tiny conformance model (../shared/conformance-svd):
+ * - `VScalingWithEDMcNoise` constants and added time ids against sgm (scheduler.safetensors, trajectory inputs);
+ * - the short sgm trajectories (steps 17..19, without guidance and with per-frame linear CFG 1.0→2.5) run with the
+ *   real SVD UNet through `svdEpsModel` + `sampleEuler` (trajectory.safetensors: UNet inputs and outputs,
+ *   denoised, latents after every step);
+ * - a 14-frame run of the method's SVD pass (noise at σ[17], steps 17..24 with per-frame CFG, decode frame by
+ *   frame): shapes, determinism, and what the position-8 modulation at step 17 may change;
+ * - one-line errors for SD/SVD folder mix-ups.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { UNet } from "../../pipeline/backbone/models/unet.ts";
+import { parseSvdUNetConfig } from "../../pipeline/backbone/models/svd_config.ts";
+import { SvdUNet } from "../../pipeline/backbone/models/svd_unet.ts";
+import { TemporalVae } from "../../pipeline/backbone/models/svd_vae.ts";
+import { linearFrameScales } from "../../pipeline/backbone/sampler/cfg.ts";
+import { sampleEuler } from "../../pipeline/backbone/sampler/euler.ts";
+import { addNoise, gaussianNoise } from "../../pipeline/backbone/sampler/noise.ts";
+import { edmSchedule } from "../../pipeline/backbone/sampler/schedule.ts";
+import {
+  augmentConditioningFrame,
+  fpsIdFromDiffusersFps,
+  svdAddedTimeIds,
+  svdDenoised,
+  svdEpsModel,
+  type SvdNetwork,
+  svdUNetSample,
+  VIDSEG_SVD_CONDITIONING,
+  vScaling,
+} from "../../pipeline/backbone/sampler/svd.ts";
+import { LazySafetensors } from "../../pipeline/backbone/weights/lazy_safetensors.ts";
+import { UserError } from "../../pipeline/errors.ts";
+import { f32, maxAbs, maxAbsDiff, reshape, rows, type Tensor, toF32 } from "../../pipeline/tensor/tensor.ts";
+import { assert, assertEquals, assertGreater, assertLess, assertRejects, assertThrows } from "../assert.ts";
+import { SHARED } from "../shared.ts";
+
+const CONF = path.join(SHARED, "conformance-svd");
+const CACHE = fs.mkdtempSync(path.join(os.tmpdir(), "vidseg-svd-pipe-"));
+globalThis.addEventListener("unload", () => fs.rmSync(CACHE, { recursive: true, force: true }));
+
+/** F32 and F64 tensors of a safetensors file (the project reader has no F64), as float64. */
+function readF64(file: string): Map<string, { shape: number[]; data: Float64Array }> {
+  const bytes = Deno.readFileSync(path.join(CONF, file));
+  const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+  const out = new Map<string, { shape: number[]; data: Float64Array }>();
+  for (
+    const [k, v] of Object.entries(header) as [
+      string,
+      { dtype: string; shape: number[]; data_offsets: number[] },
+    ][]
+  ) {
+    if (k === "__metadata__") continue;
+    const raw = bytes.slice(8 + n + v.data_offsets[0], 8 + n + v.data_offsets[1]).buffer;
+    out.set(k, {
+      shape: v.shape,
+      data: v.dtype === "F64" ? new Float64Array(raw) : Float64Array.from(new Float32Array(raw)),
+    });
+  }
+  return out;
+}
+function loadF32(file: string): Record<string, Tensor<"F32">> {
+  const f = new LazySafetensors(path.join(CONF, file));
+  const out: Record<string, Tensor<"F32">> = {};
+  for (const k of f.headers.keys()) out[k] = toF32(f.read(k));
+  f.close();
+  return out;
+}
+const worst: Record<string, number> = {};
+function close(got: Tensor<"F32">, ref: Tensor<"F32">, what: string, group = what): void {
+  const d = maxAbsDiff(got, ref);
+  assertLess(d, 1e-4 * Math.max(1, maxAbs(ref)), `${what}: max|diff| ${d}`);
+  worst[group] = Math.max(worst[group] ?? 0, d);
+}
+const maxRel = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let m = 0;
+  for (let i = 0; i < b.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]) / Math.max(Math.abs(b[i]), 1e-12));
+  return m;
+};
+
+let plainUNet: Promise<SvdUNet> | undefined;
+const plain = () => (plainUNet ??= SvdUNet.load(CONF, { cacheDir: CACHE, variantName: "svd-plain" }));
+
+Deno.test("VScalingWithEDMcNoise constants match sgm float32 and float64; added time ids; fps mapping", () => {
+  const sched = readF64("scheduler.safetensors");
+  const sig = edmSchedule(25).sigmas;
+  const sig32 = sched.get("sgm.sigmas")!.data;
+  for (
+    const [name, key] of [["cSkip", "c_skip"], ["cOut", "c_out"], ["cIn", "c_in"], [
+      "cNoise",
+      "c_noise",
+    ]] as const
+  ) {
+    const f64 = Array.from({ length: 25 }, (_, i) => vScaling(sig[i])[name]);
+    const f32v = Array.from({ length: 25 }, (_, i) => vScaling(sig32[i], { float32: true })[name]);
+    const r64 = maxRel(f64, sched.get(`sgm64.${key}`)!.data),
+      r32 = maxRel(f32v, sched.get(`sgm.${key}`)!.data);
+    assertLess(r64, 1e-6, `${key} float64 rel ${r64}`);
+    assertLess(r32, 1e-6, `${key} float32 rel ${r32}`);
+    worst[`schedule ${key} (rel f64/f32)`] = Math.max(r64, r32);
+  }
+  // diffusers' SVD scheduler timesteps are the same c_noise.
+  const ts = sched.get("diffusers.timesteps")!.data;
+  for (let i = 0; i < 25; i++) assertLess(Math.abs(vScaling(sig[i]).cNoise - ts[i]), 2e-6);
+  const traj = loadF32("trajectory.safetensors");
+  assertEquals(Array.from(svdAddedTimeIds()), Array.from(traj["input.added_time_ids"].data));
+  assertEquals(VIDSEG_SVD_CONDITIONING.fpsId, 14);
+  assertEquals(fpsIdFromDiffusersFps(15), 14);
+  assertThrows(() => vScaling(0), RangeError);
+});
+
+/** The sgm trajectory with the real UNet: every UNet input/output, denoised and latent within tolerance. */
+async function trajectory(prefix: "traj" | "traj_cfg"): Promise<void> {
+  const t = loadF32("trajectory.safetensors");
+  const s = edmSchedule(25), i0 = t["input.start_step"].data[0];
+  const [, F, C, h, w] = t["input.z0"].shape;
+  const lat = (k: string) => reshape(t[k], [F, C, h, w]);
+  const cond = {
+    latent: rows(reshape(t["input.cond_latent"], [F, C, h, w]), 0, 1),
+    embedding: t["input.encoder_hidden_states"],
+  };
+  const x0 = addNoise(lat("input.z0"), s.sigmas[i0], lat("input.noise"));
+  close(x0, lat(`${prefix}.latents_init`), `${prefix}.latents_init`, "trajectory latents");
+  const unet = await plain();
+  const network: SvdNetwork = async (input, info) => {
+    const k = info.step - i0;
+    assertLess(Math.abs(input.timestep[0] - t[`${prefix}.step${k}.timestep`].data[0]), 2e-6);
+    if (t[`${prefix}.step${k}.unet_input`]) {
+      close(
+        input.sample,
+        t[`${prefix}.step${k}.unet_input`],
+        `${prefix} unet_input`,
+        "trajectory UNet input",
+      );
+    }
+    const v = (await unet.run(input)).v!;
+    close(v, t[`${prefix}.step${k}.unet_output`], `${prefix}.step${k}.unet_output`, "trajectory UNet output");
+    if (prefix === "traj") {
+      // D = c_skip·x + c_out·v on the unscaled x (x_in / c_in).
+      const x = f32(
+        [F, C, h, w],
+        input.sample.data.filter((_, j) => Math.floor(j / (h * w)) % (2 * C) < C).map((y) =>
+          y / vScaling(info.sigma).cIn
+        ),
+      );
+      close(
+        svdDenoised(x, reshape(v, [F, C, h, w]), info.sigma),
+        lat(`traj.step${k}.denoised`),
+        `traj.step${k}.denoised`,
+        "trajectory denoised",
+      );
+    }
+    return v;
+  };
+  const guidance = prefix === "traj_cfg" ? linearFrameScales(F, 1.0, 2.5) : undefined;
+  const final = await sampleEuler(svdEpsModel(network, cond, guidance), x0, s, {
+    startIndex: i0,
+    endIndex: i0 + 3,
+    callback: (i, x) =>
+      close(
+        x,
+        lat(`${prefix}.step${i - i0}.latents`),
+        `${prefix}.step${i - i0}.latents`,
+        "trajectory latents",
+      ),
+  });
+  close(final, lat(`${prefix}.step2.latents`), `${prefix} final`, "trajectory latents");
+}
+
+Deno.test("sgm trajectory steps 17..19 without guidance, run with the SVD UNet", () => trajectory("traj"));
+Deno.test("sgm trajectory with per-frame linear CFG 1.0→2.5 (UNet batch [uncond; cond])", () =>
+  trajectory("traj_cfg"));
+
+Deno.test("svdUNetSample lays out [uncond; cond] with the conditioning latent unscaled on channels 4..7", () => {
+  const x = f32([2, 4, 1, 2], Float32Array.from({ length: 16 }, (_, i) => i + 1));
+  const c = f32([4, 1, 2], Float32Array.from({ length: 8 }, (_, i) => -(i + 1)));
+  const s = svdUNetSample(x, c, true);
+  assertEquals(s.shape, [2, 2, 8, 1, 2]);
+  // video 0 (uncond), frame 1: x of frame 1 then zeros; video 1 (cond), frame 0: x of frame 0 then c.
+  assertEquals(Array.from(s.data.subarray(16, 32)), [9, 10, 11, 12, 13, 14, 15, 16, 0, 0, 0, 0, 0, 0, 0, 0]);
+  assertEquals(Array.from(s.data.subarray(32, 48)), [1, 2, 3, 4, 5, 6, 7, 8, -1, -2, -3, -4, -5, -6, -7, -8]);
+  assertEquals(svdUNetSample(x, c, false).shape, [1, 2, 8, 1, 2]);
+});
+
+/** Synthetic 14-frame clip [14, 3, 16, 32] in [0, 1]: a gradient with a square moving right. */
+function syntheticClip(F = 14, H = 16, W = 32): Tensor<"F32"> {
+  const out = new Float32Array(F * 3 * H * W);
+  for (let f = 0; f < F; f++) {
+    for (let c = 0; c < 3; c++) {
+      for (let y = 0; y < H; y++) {
+        for (let x = 0; x < W; x++) {
+          const inSquare = x >= f && x < f + 8 && y >= 4 && y < 12;
+          out[((f * 3 + c) * H + y) * W + x] = inSquare ? (c === 0 ? 0.9 : 0.1) : (x / W + y / H + c) / 4;
+        }
+      }
+    }
+  }
+  return f32([F, 3, H, W], out);
+}
+
+Deno.test("14-frame SVD pass: σ[17] noise, steps 17..24 with per-frame CFG, decode; deterministic; modulation", async () => {
+  const F = 14, stepM = 17;
+  const vae = await TemporalVae.load(CONF, { maxBatch: F });
+  const unet = await plain();
+  const modUNet = await SvdUNet.load(CONF, {
+    cacheDir: CACHE,
+    modulationPosition: 8,
+    variantName: "svd-mod8",
+  });
+  const clip = syntheticClip(F);
+  const z0 = await vae.encode(clip); // scaled latents [14, 4, 8, 16]
+  assertEquals(z0.shape, [F, 4, 8, 16]);
+  const frame0 = rows(clip, 0, 1), frame0m11 = f32(frame0.shape, frame0.data.map((v) => 2 * v - 1));
+  const aug = augmentConditioningFrame(frame0m11, 0.02, gaussianNoise(2, frame0.shape));
+  const cond = {
+    latent: await vae.encodeMean(aug), // unscaled, as sgm's conditioner
+    embedding: gaussianNoise(3, [1, 1, unet.layout.crossDim]), // (no CLIP image encoder in the conformance set)
+  };
+  const s = edmSchedule(25);
+  const x = addNoise(z0, s.sigmas[stepM], gaussianNoise(1, z0.shape));
+  const tokens8 = (8 / 2) * (16 / 2);
+  const run = async (modulation?: Tensor<"F32">) => {
+    const network: SvdNetwork = async (input, info) =>
+      (info.step === stepM && modulation
+        ? await modUNet.run({ ...input, modulation })
+        : await unet.run(input)).v!;
+    const final = await sampleEuler(svdEpsModel(network, cond, linearFrameScales(F, 1.0, 2.5)), x, s, {
+      startIndex: stepM,
+    });
+    return { final, images: await vae.decode(final) };
+  };
+  const a = await run(), b = await run();
+  assertEquals(a.final.shape, [F, 4, 8, 16]);
+  assertEquals(a.images.shape, [F, 3, 16, 32]);
+  assert(a.images.data.every(Number.isFinite), "finite images");
+  assertEquals(maxAbsDiff(a.images, b.images), 0, "two runs are byte-identical");
+  // Zero modulation at step 17 reproduces the plain pass exactly.
+  const zero = await run(f32([2 * F, tokens8, 1]));
+  assertEquals(maxAbsDiff(zero.images, a.images), 0, "zero modulation = plain pass");
+  // +λ·mask on frame 5 (both CFG halves, modulate_uc): frame 5 changes; report the spread to other frames.
+  const f = 5, lambda = 50, m = new Float32Array(2 * F * tokens8);
+  for (const half of [0, 1]) for (let n = 0; n < tokens8 / 2; n++) m[(half * F + f) * tokens8 + n] = lambda;
+  const mod = await run(f32([2 * F, tokens8, 1], m));
+  const perFrame = Array.from(
+    { length: F },
+    (_, i) => maxAbsDiff(rows(mod.images, i, i + 1), rows(a.images, i, i + 1)),
+  );
+  assertGreater(perFrame[f], 1e-3, `frame ${f} unchanged by its mask`);
+  // Temporal attention spreads it to the other frames, but the masked frame changes most.
+  assertEquals(Math.max(...perFrame), perFrame[f]);
+  console.log(
+    `decoded change per frame from a λ=50 mask on frame ${f}: ${perFrame.map((d) => d.toFixed(3)).join(" ")}`,
+  );
+  console.log("trajectory/schedule worst:", JSON.stringify(worst));
+  await modUNet.release();
+  await unet.release();
+  await vae.release();
+});
+
+Deno.test("SD/SVD folder mix-ups and bad SVD configs are one UserError line", async () => {
+  const sdRoot = path.join(SHARED, "conformance");
+  await assertRejects(
+    () => SvdUNet.load(sdRoot, { cacheDir: CACHE }),
+    UserError,
+    `${
+      path.join(sdRoot, "unet", "config.json")
+    }: _class_name "UNet2DConditionModel" is the UNet of a Stable Diffusion 1.x/2.x pipeline (StableDiffusionPipeline), but backbone.kind svd needs a Stable Video Diffusion pipeline (StableVideoDiffusionPipeline)`,
+  );
+  await assertRejects(
+    () => UNet.load(CONF, { cacheDir: CACHE }),
+    UserError,
+    `${
+      path.join(CONF, "unet", "config.json")
+    }: _class_name "UNetSpatioTemporalConditionModel" is the UNet of a Stable Video Diffusion pipeline`,
+  );
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "vidseg-svd-root-"));
+  try {
+    fs.writeFileSync(
+      path.join(root, "model_index.json"),
+      JSON.stringify({ _class_name: "StableDiffusionPipeline" }),
+    );
+    await assertRejects(
+      () => SvdUNet.load(root),
+      UserError,
+      `${
+        path.join(root, "model_index.json")
+      }: _class_name "StableDiffusionPipeline" is a Stable Diffusion 1.x/2.x pipeline (StableDiffusionPipeline), but backbone.kind svd needs`,
+    );
+    // Weights that do not fit the config: the file and the key in one line.
+    fs.writeFileSync(
+      path.join(root, "model_index.json"),
+      JSON.stringify({ _class_name: "StableVideoDiffusionPipeline" }),
+    );
+    fs.mkdirSync(path.join(root, "unet"));
+    const cfg = JSON.parse(fs.readFileSync(path.join(CONF, "unet", "config.json"), "utf8"));
+    fs.writeFileSync(
+      path.join(root, "unet", "config.json"),
+      JSON.stringify({ ...cfg, addition_time_embed_dim: 4, projection_class_embeddings_input_dim: 12 }),
+    );
+    fs.symlinkSync(
+      path.join(CONF, "unet", "diffusion_pytorch_model.fp16.safetensors"),
+      path.join(root, "unet", "diffusion_pytorch_model.fp16.safetensors"),
+    );
+    await assertRejects(
+      () => SvdUNet.load(root),
+      UserError,
+      `tensor "add_embedding.linear_1.weight" has shape [128, 24] but ${
+        path.join(root, "unet", "config.json")
+      } implies [128, 12]`,
+    );
+    await assertRejects(
+      () => SvdUNet.load(CONF, { cacheDir: CACHE, modulationPosition: 2 }),
+      UserError,
+      "modulation.block: up-path position 2 has no transformer",
+    );
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+  const raw = JSON.parse(fs.readFileSync(path.join(CONF, "unet", "config.json"), "utf8"));
+  assertThrows(
+    () =>
+      parseSvdUNetConfig({
+        ...raw,
+        up_block_types: ["UpBlockSpatioTemporal", "CrossAttnUpBlock2D", "x", "y"],
+      }, "c.json"),
+    UserError,
+    'c.json: up_block_types: unsupported block "CrossAttnUpBlock2D"',
+  );
+  assertThrows(
+    () => parseSvdUNetConfig({ ...raw, projection_class_embeddings_input_dim: 25 }, "c.json"),
+    UserError,
+    "c.json: projection_class_embeddings_input_dim: 25 is not a multiple of addition_time_embed_dim 8",
+  );
+  assertThrows(
+    () => parseSvdUNetConfig({ ...raw, _class_name: "UNet2DConditionModel" }, "c.json"),
+    UserError,
+    "c.json: _class_name",
+  );
+});
