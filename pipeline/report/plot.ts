@@ -110,3 +110,77 @@ export function comparisonChart(
     ],
   } as Plot.PlotOptions);
 }
+
+/** One point of a series chart. */
+export interface SeriesPoint {
+  series: string;
+  x: number;
+  y: number;
+}
+
+/**
+ * Lines over x, one per series, with the series named in the right margin in their colours (marks, not an
+ * HTML legend, so it stays an SVG), e.g. per-frame IoU over time for every ablation row.
+ */
+export function seriesChart(
+  points: SeriesPoint[],
+  opts: { xLabel?: string; yLabel?: string; yDomain?: [number, number]; width?: number; height?: number } =
+    {},
+): string {
+  const series = [...new Set(points.map((p) => p.series))];
+  return renderSvg({
+    width: opts.width ?? 640,
+    height: opts.height ?? 300,
+    marginRight: 24 + 7 * Math.max(4, ...series.map((s) => s.length)),
+    x: { label: opts.xLabel ?? "x", grid: true },
+    y: { label: opts.yLabel ?? "y", grid: true, ...(opts.yDomain ? { domain: opts.yDomain } : {}) },
+    color: { domain: series, type: "categorical" },
+    marks: [
+      Plot.line(points, { x: "x", y: "y", stroke: "series", strokeWidth: 1.5 }),
+      Plot.dot(points, { x: "x", y: "y", fill: "series", r: 2 }),
+      ...series.map((name, i) =>
+        Plot.text([name], {
+          frameAnchor: "top-right",
+          dx: 12,
+          dy: 14 * i,
+          text: (d: string) => `■ ${d}`,
+          fill: (d: string) => d,
+          textAnchor: "start",
+        })
+      ),
+    ],
+  } as Plot.PlotOptions);
+}
+
+/** One bar of a grouped bar chart. */
+export interface BarPoint {
+  group: string;
+  series: string;
+  value: number;
+}
+
+/** Bars grouped by `group` (e.g. class), one bar per series (e.g. row) inside each group, series named below. */
+export function groupedBarChart(
+  points: BarPoint[],
+  opts: { yLabel?: string; yDomain?: [number, number]; width?: number; height?: number } = {},
+): string {
+  const groups = [...new Set(points.map((p) => p.group))];
+  const series = [...new Set(points.map((p) => p.series))];
+  const rotate = groups.length > 6; // long class lists: slanted group names need room above the panels
+  return renderSvg({
+    width: opts.width ?? Math.max(480, groups.length * (series.length * 16 + 24) + 100),
+    height: opts.height ?? 340,
+    marginTop: rotate ? 70 : 30,
+    marginBottom: 40,
+    fx: { domain: groups, label: null, padding: 0.1, tickRotate: rotate ? -35 : 0 },
+    x: {
+      domain: series,
+      label: null,
+      padding: 0.1,
+      axis: series.length * groups.length > 40 ? null : "bottom",
+    },
+    y: { label: opts.yLabel ?? "%", grid: true, ...(opts.yDomain ? { domain: opts.yDomain } : {}) },
+    color: { domain: series, type: "categorical" },
+    marks: [Plot.barY(points, { fx: "group", x: "series", y: "value", fill: "series" }), Plot.ruleY([0])],
+  } as Plot.PlotOptions);
+}

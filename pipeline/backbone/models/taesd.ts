@@ -234,6 +234,11 @@ export function locateTiny(folder: string): TinySource {
         `"_class_name" is ${JSON.stringify(c.json._class_name)}, expected AutoencoderTiny for a TAESD folder`,
       );
     }
+    // A config.json next to taesd.py-layout halves (the embedded model's vae/): use the halves.
+    const halves = ["encoder", "decoder"].map((h) => path.join(folder, `${h}.safetensors`));
+    if (halves.every((f) => fs.existsSync(f))) {
+      return { cfg: parseTinyConfig(c), layout: "taesd", files: { encoder: halves[0], decoder: halves[1] }, configPath: cfgPath };
+    }
     const file = findWeightsFile(folder);
     return {
       cfg: parseTinyConfig(c),

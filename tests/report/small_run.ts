@@ -1,0 +1,81 @@
+/**
+ * A small cached run for the report tests (figures, notebooks): configs/small.yaml on the tiny random-weight
+ * conformance model (../shared/conformance), the optimized schedule, 8 frames in batches of 4 — about 30 s
+ * of CPU the first time. The cache lives in one temp directory shared by the test files of a run
+ * ($VIDSEG_TEST_REPORT_DIR, default <tmp>/vidseg-report-small): `ablate` is re-run on every call but only
+ * computes what is missing (the DAG cache and its locks make concurrent and repeated use safe).
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { ROOT, SHARED } from "../shared.ts";
+
+/** The config and the overrides of the small run. */
+export const SMALL_CONFIG = path.join(ROOT, "configs", "small.yaml");
+export const SMALL_SET = [
+  "backbone.kind=sd",
+  `backbone.weights=${path.join(SHARED, "conformance")}`,
+  "schedule=optimized",
+  "dataset.max_frames=8",
+  "batch_size=4",
+];
+
+/** Where the small run is: cache and results root. */
+export interface SmallRun {
+  config: string;
+  set: string[];
+  cache: string;
+  results: string;
+  /** `--config … --cache … --set …` for the figures/notebooks CLIs. */
+  args: string[];
+}
+
+/** Output of a CLI run as a child process. */
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run a CLI module of pipeline/cli as a child process. */
+export async function cli(module: string, args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  const o = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", path.join(ROOT, "pipeline", "cli", module), ...args],
+    env: { CI: "true", NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code: o.code,
+    stdout: new TextDecoder().decode(o.stdout),
+    stderr: new TextDecoder().decode(o.stderr),
+  };
+}
+
+/** Fill (or reuse) the small run's cache and results. */
+export async function smallRun(): Promise<SmallRun> {
+  const dir = Deno.env.get("VIDSEG_TEST_REPORT_DIR") ?? path.join(os.tmpdir(), "vidseg-report-small");
+  const cache = path.join(dir, "cache"), results = path.join(dir, "results");
+  fs.mkdirSync(dir, { recursive: true });
+  const sets = SMALL_SET.flatMap((s) => ["--set", s]);
+  const r = await cli("ablate.ts", [SMALL_CONFIG, "--cache", cache, "--results", results, ...sets]);
+  if (r.code !== 0) throw new Error(`ablate of the small run failed (${r.code}):\n${r.stderr.slice(-2000)}`);
+  return {
+    config: SMALL_CONFIG,
+    set: [...SMALL_SET],
+    cache,
+    results,
+    args: ["--config", SMALL_CONFIG, "--cache", cache, ...sets],
+  };
+}
+
+/** Run `fn` with a fresh temporary directory, removed afterwards. */
+export async function withTempDir<T>(tag: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `vidseg-${tag}-`));
+  try {
+    return await fn(dir);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
