@@ -95,7 +95,9 @@ export class Session {
 export function defaultThreads(): number {
   const env = Deno.env.get("VIDSEG_THREADS");
   if (env !== undefined && env !== "") {
-    if (!/^[1-9]\d*$/.test(env.trim())) fail("VIDSEG_THREADS", `"${env}" is not a positive integer (expected e.g. 1 or 4)`);
+    if (!/^[1-9]\d*$/.test(env.trim())) {
+      fail("VIDSEG_THREADS", `"${env}" is not a positive integer (expected e.g. 1 or 4)`);
+    }
     return Number(env.trim());
   }
   return (globalThis.navigator?.hardwareConcurrency ?? 0) || os.cpus().length || 1;

@@ -17,7 +17,7 @@ import { Runner } from "../dag/runner.ts";
 import { fmtDuration } from "../dag/progress.ts";
 import type { RowSpec } from "../dag/plan.ts";
 import { writeAblateResults } from "../report/collect.ts";
-import { helpText, type OptionSpec, parseArgs, userCwd, userPath } from "./args.ts";
+import { checkWritableDir, helpText, type OptionSpec, parseArgs, userCwd, userPath } from "./args.ts";
 import { runMain } from "./main.ts";
 
 const USAGE = "deno task ablate [--plan] [--set KEY=VALUE]... [--cache DIR] [--rows A,B] CONFIG";
@@ -94,6 +94,7 @@ export async function ablate(args: string[]): Promise<number> {
     }
     return out;
   };
+  if (!options.plan) checkWritableDir(path.join(resultsRoot, full.name), "--results"); // fail before computing
   const runner = new Runner({ cacheDir, root: REPO_ROOT });
   const plan = await runner.plan(stages, await rowSpecs(config));
   const titles = Object.fromEntries(config.rows.filter((r) => r.title).map((r) => [r.name, r.title!]));

@@ -4,6 +4,7 @@
  * --plan?)").
  * @module
  */
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { UserError } from "../errors.ts";
 import { suggest } from "../config/suggest.ts";
@@ -90,4 +91,27 @@ export function userCwd(): string {
 /** A command-line path made absolute against the user's directory. */
 export function userPath(p: string): string {
   return path.resolve(userCwd(), p);
+}
+
+/**
+ * Check, before any work, that `dir` is (or can be created as) a writable folder: its nearest existing ancestor
+ * must be a folder we may write to. Throws a one-line UserError naming `option` and the path otherwise.
+ */
+export function checkWritableDir(dir: string, option: string): void {
+  let p = path.resolve(dir);
+  while (!fs.existsSync(p) && path.dirname(p) !== p) p = path.dirname(p);
+  let problem = "";
+  if (!fs.statSync(p).isDirectory()) problem = `${p} is a file`;
+  else {
+    try {
+      fs.accessSync(p, fs.constants.W_OK);
+    } catch {
+      problem = `${p} is not writable`;
+    }
+  }
+  if (problem) {
+    throw new UserError(
+      `${option} ${dir}: cannot write results there (${problem}); expected a writable folder`,
+    );
+  }
 }

@@ -17,7 +17,7 @@ import { fmtDuration } from "../dag/progress.ts";
 import { STAGES } from "../stages/mod.ts";
 import { fullPalette, type Rgb, writeLabelMaps } from "../report/labels_png.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import { helpText, type OptionSpec, parseArgs, userCwd, userPath } from "./args.ts";
+import { checkWritableDir, helpText, type OptionSpec, parseArgs, userCwd, userPath } from "./args.ts";
 import { runMain } from "./main.ts";
 
 const USAGE = "deno task segment [--k K] [--resolution WxH] [--weights DIR] [--out DIR] [--set KEY=VALUE]... INPUT";
@@ -91,6 +91,7 @@ export async function segment(args: string[]): Promise<number> {
   if (!fs.existsSync(input)) throw new UserError(`${positionals[0]}: no such file or folder`);
   const name = path.basename(input).replace(/\.[^.]+$/, "");
   const outDir = userPath((options.out as string | undefined) ?? path.join(REPO_ROOT, "results", "segment", name));
+  checkWritableDir(outDir, "--out"); // fail before decoding or computing anything
   let frames = input;
   if (fs.statSync(input).isFile()) {
     if (!VIDEO_EXTS.includes(path.extname(input).toLowerCase())) {

@@ -9,7 +9,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Artifacts, Stage, StageContext } from "./stage.ts";
-import { ArtifactStore, CorruptEntryError, type StoreHooks } from "./store.ts";
+import { ArtifactStore, CorruptEntryError, errnoText, type StoreHooks } from "./store.ts";
+import { UserError } from "../errors.ts";
 import { FileIdentity } from "./files.ts";
 import { acquireLock } from "./lock.ts";
 import {
@@ -64,7 +65,14 @@ export class Runner {
 
   constructor(opts: RunnerOptions) {
     this.#opts = opts;
-    fs.mkdirSync(opts.cacheDir, { recursive: true });
+    try {
+      fs.mkdirSync(opts.cacheDir, { recursive: true });
+    } catch (e) {
+      const why = errnoText(e);
+      throw new UserError(
+        `cache ${opts.cacheDir}: cannot create the cache folder (${why}); expected a writable folder (--cache DIR or $VIDSEG_CACHE)`,
+      );
+    }
     this.store = new ArtifactStore(opts.cacheDir, opts.hooks);
     this.files = new FileIdentity(path.join(opts.cacheDir, ".filehash"));
     this.progress = opts.progress ?? new Progress();

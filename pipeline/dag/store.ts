@@ -17,6 +17,7 @@ import type { Tensor } from "../tensor/tensor.ts";
 import type { Artifacts, Json } from "./stage.ts";
 import { canonicalJson, sha256Hex } from "./hash.ts";
 import { isProcessAlive } from "./lock.ts";
+import { UserError } from "../errors.ts";
 
 /** Provenance + integrity record of a cache entry. */
 export interface Manifest {
@@ -128,6 +129,19 @@ export class ArtifactStore {
    * keys mean equal inputs) and ours is discarded. Returns the manifest written.
    */
   async write(info: EntryInfo, artifacts: Artifacts): Promise<Manifest> {
+    try {
+      return await this.#write(info, artifacts);
+    } catch (e) {
+      // A full disk, a read-only or misplaced cache folder is the user's to fix: one line, not a stack.
+      if (!errnoOf(e)) throw e;
+      const why = errnoText(e);
+      throw new UserError(
+        `cache ${this.root}: cannot write the ${info.stage} entry (${why}); expected a writable cache folder with free space`,
+      );
+    }
+  }
+
+  async #write(info: EntryInfo, artifacts: Artifacts): Promise<Manifest> {
     const tmp = path.join(
       this.tmpDir,
       `${Deno.pid}~${Deno.hostname()}~${info.stage}~${info.key.slice(0, 16)}~${randomTag()}`,
@@ -223,6 +237,17 @@ export class ArtifactStore {
     }
     return removed;
   }
+}
+
+/** The errno code of a file-system error (ENOSPC, ENOTDIR, EACCES, …), or null for any other error. */
+function errnoOf(e: unknown): string | null {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  return typeof code === "string" && /^E[A-Z]+$/.test(code) ? code : null;
+}
+
+/** First line of a file-system error's message ("ENOSPC: no space left on device, write '…'"). */
+export function errnoText(e: unknown): string {
+  return String((e as Error)?.message ?? e).split("\n")[0];
 }
 
 function randomTag(): string {

@@ -63,7 +63,9 @@ export const framesStage: Stage<P> = {
     const gt0 = readGt(clip, 0);
     if (gt0) {
       if (gt0.shape[0] !== size0![0] || gt0.shape[1] !== size0![1]) {
-        fail(clip.frames[0].gt!, `GT is ${gt0.shape[1]}×${gt0.shape[0]} but its frame is ${size0![1]}×${size0![0]}`);
+        const [h, w] = size0!;
+        const what = `GT is ${gt0.shape[1]}×${gt0.shape[0]} but its frame is ${w}×${h}`;
+        fail(clip.frames[0].gt!, `${what} (expected a label PNG of its frame's size)`);
       }
       tensors.gt_grid = gtAtGrid(gt0, H / 16, W / 16);
     }

@@ -41,7 +41,10 @@ export async function readImage(file: string): Promise<Tensor<"U8">> {
     );
   } catch (e) {
     if ((e as Error).name === "UserError") throw e;
-    fail(file, `cannot decode image (${oneLine((e as Error).message)}); expected a complete PNG/JPEG/WebP/TIFF file`);
+    fail(
+      file,
+      `cannot decode image (${oneLine((e as Error).message)}); expected a complete PNG/JPEG/WebP/TIFF file`,
+    );
   }
 }
 
@@ -54,7 +57,10 @@ export async function imageSize(file: string): Promise<{ width: number; height: 
     return { width: m.width, height: m.height };
   } catch (e) {
     if ((e as Error).name === "UserError") throw e;
-    fail(file, `cannot decode image (${oneLine((e as Error).message)}); expected a complete PNG/JPEG/WebP/TIFF file`);
+    fail(
+      file,
+      `cannot decode image (${oneLine((e as Error).message)}); expected a complete PNG/JPEG/WebP/TIFF file`,
+    );
   }
 }
 

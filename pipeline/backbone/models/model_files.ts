@@ -121,7 +121,10 @@ export function findWeightsFile(folder: string): string {
       `only pickled weights (${pickled.join(", ")}); convert them to .safetensors (pickles are never loaded)`,
     );
   }
-  fail(folder, "no .safetensors weights file found (expected config.json and e.g. diffusion_pytorch_model.safetensors)");
+  fail(
+    folder,
+    "no .safetensors weights file found (expected config.json and e.g. diffusion_pytorch_model.safetensors)",
+  );
 }
 
 /**
