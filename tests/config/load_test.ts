@@ -247,7 +247,7 @@ Deno.test("config: the shipped configs load; table2 rows match ALGORITHM.md §12
     "tiny",
     path.join(ROOT, "data/models/tiny-ldm"),
     path.join(ROOT, "data/camvid"),
-    [320, 256],
+    [256, 192],
   ]);
   assertEquals([d.sampler.steps, d.sampler.t_m, d.sampler.t_f, d.sampler.guidance, d.kmeans.k], [
     25,
