@@ -11,7 +11,9 @@ import sharp from "sharp";
 import { UserError } from "../errors.ts";
 import { loadConfig } from "../config/load.ts";
 import { REPO_ROOT } from "../config/paths.ts";
-import { registerStages, registeredStages, resolveUnits } from "../dag/registry.ts";
+import { registerStages, registeredStages } from "../dag/registry.ts";
+import type { Artifacts } from "../dag/stage.ts";
+import { datasetSpecFromConfig, loadDataset } from "../data/dataset.ts";
 import { Runner } from "../dag/runner.ts";
 import { fmtDuration } from "../dag/progress.ts";
 import { STAGES } from "../stages/mod.ts";
@@ -116,33 +118,43 @@ export async function segment(args: string[]): Promise<number> {
   const runner = new Runner({ cacheDir, root: REPO_ROOT });
   const row = config.rows[0];
   const cfg = row.config as unknown as Record<string, unknown>;
-  const plan = await runner.plan(stages, [{ name: row.name, config: cfg, units: await resolveUnits(cfg) }]);
+  const plan = await runner.plan(stages, [{ name: row.name, config: cfg, units: loadDataset(datasetSpecFromConfig(cfg.dataset as Record<string, unknown>)).map((c) => c.name) }]);
   const summary = await runner.execute(plan);
   runner.progress.end();
-  const slot = plan.rows[0].slots.find((s) => s.stage === "labels")!;
-  const a = await runner.load(plan, slot.key);
+  // One output folder per clip (a folder of frames is one clip; a folder of clip folders is several).
+  const clips = loadDataset(datasetSpecFromConfig(cfg.dataset as Record<string, unknown>));
+  const palette = fullPalette();
+  const lines: string[] = [];
+  for (const clip of clips) {
+    const slot = plan.rows[0].slots.find((s) => s.stage === "labels" && s.unit === clip.name)!;
+    const a = await runner.load(plan, slot.key);
+    const dir = clips.length === 1 ? outDir : path.join(outDir, clip.name);
+    lines.push(await writeClipOutputs(dir, a, clip.frames.map((f) => f.image), palette));
+  }
+  console.error(`segment: ${summary.line} (${fmtDuration(runner.progress.elapsedMs())})`);
+  for (const l of lines) console.log(l);
+  return 0;
+}
+
+/** Palette PNGs, legend and overlay GIF of one clip's labels artifact; returns the summary line. */
+async function writeClipOutputs(dir: string, a: Artifacts, images: readonly string[], palette: readonly Rgb[]): Promise<string> {
   const labels = a.tensors.labels as Tensor<"U8">;
   const names = a.json.frames as string[];
   const labelSet = a.json.labels as number[];
-  const palette = fullPalette();
-  fs.mkdirSync(outDir, { recursive: true });
-  writeLabelMaps(path.join(outDir, "labels"), labels, names, palette);
-  await writeLegend(path.join(outDir, "legend.png"), labelSet, palette);
+  fs.mkdirSync(dir, { recursive: true });
+  writeLabelMaps(path.join(dir, "labels"), labels, names, palette);
+  await writeLegend(path.join(dir, "legend.png"), labelSet, palette);
   // Overlay GIF at the original size: frames re-read at full resolution.
   const [N, H, W] = labels.shape;
-  const files = fs.readdirSync(frames).filter((f) => !f.startsWith(".")).sort();
   const tall = new Uint8Array(N * H * W * 3);
   for (let f = 0; f < N; f++) {
-    const file = files.find((x) => x.replace(/\.[^.]+$/, "") === names[f]);
-    const raw = await sharp(path.join(frames, file!)).removeAlpha().resize(W, H).raw().toBuffer();
+    const raw = await sharp(images[f]).removeAlpha().resize(W, H).raw().toBuffer();
     overlay(raw, labels.data.subarray(f * H * W, (f + 1) * H * W), palette, tall.subarray(f * H * W * 3, (f + 1) * H * W * 3));
   }
   await sharp(tall, { raw: { width: W, height: N * H, channels: 3, pageHeight: H } })
     .gif({ delay: Array(N).fill(100), loop: 0 })
-    .toFile(path.join(outDir, "overlay.gif"));
-  console.error(`segment: ${summary.line} (${fmtDuration(runner.progress.elapsedMs())})`);
-  console.log(`results: ${outDir}/labels/*.png (${N} frames, ${labelSet.length} clusters), overlay.gif, legend.png`);
-  return 0;
+    .toFile(path.join(dir, "overlay.gif"));
+  return `results: ${dir}/labels/*.png (${N} frames, ${labelSet.length} clusters), overlay.gif, legend.png`;
 }
 
 if (import.meta.main) await runMain(segment);
