@@ -7,6 +7,9 @@
  */
 import * as path from "node:path";
 import { UNet, type UNetLoadOptions } from "../backbone/models/unet.ts";
+import { parseUNetConfig, type UNetLayout } from "../backbone/models/unet_config.ts";
+import { prefixTensorDims } from "../backbone/models/unet_split.ts";
+import { findComponent } from "../backbone/weights/diffusers.ts";
 import { loadVae, type Vae } from "../backbone/models/autoencoder.ts";
 import { emptyPromptEmbedding } from "../backbone/models/prompt_embedding.ts";
 import type { Provider } from "../backbone/runtime.ts";
@@ -22,7 +25,7 @@ export interface BackboneParams {
 }
 
 /** Samples per ONNX run; bounds activation memory (a batch is split into micro-batches). */
-const MICRO_BATCH = 28;
+export const MICRO_BATCH = 28;
 
 const pool = new Map<string, Promise<unknown>>();
 
@@ -69,6 +72,48 @@ export function condOf(b: BackboneParams): Promise<Tensor<"F32">> {
   return memo(`cond|${path.resolve(b.weights)}`, () => emptyPromptEmbedding(b.weights, { provider: b.provider }));
 }
 
+/** The UNet layout of `b` (config only, no weights loaded). */
+export function unetLayoutOf(b: BackboneParams): UNetLayout {
+  const comp = findComponent(b.weights, "unet");
+  return parseUNetConfig(comp.config, comp.configPath);
+}
+
+/** Every UNet variant loaded in this process so far (the bench maps evaluation counters to MAC counts). */
+export async function loadedUNets(): Promise<UNet[]> {
+  const out: UNet[] = [];
+  for (const [k, p] of pool) if (k.startsWith("unet|")) out.push(await (p as Promise<UNet>));
+  return out;
+}
+
+/** Estimated bytes one UNet row needs, by what holds them (for sizing batches to a memory budget). */
+export interface RowBytes {
+  /** Injected attention tensors of one step (attn1 q, k and attn2 out at every injected position). */
+  injected: number;
+  /** Prefix tensors of a split at `splitAt`. */
+  prefix: number;
+  /** onnxruntime activations: ~4× the largest per-row tensor (the GEGLU hidden, 8C × tokens), measured on CPU. */
+  activations: number;
+}
+
+/** {@link RowBytes} for a latent of h×w (fp32, 4 bytes per value). */
+export function unetRowBytes(l: UNetLayout, h: number, w: number, injectPositions: readonly number[], splitAt: number): RowBytes {
+  const per = l.layersPerBlock + 1, n = l.up.length;
+  // Up level j runs at down level n−1−j: the latent halved n−1−j times (ceil, as the stride-2 convs).
+  const tokensAt = (level: number) => {
+    let a = h, b = w;
+    for (let i = 0; i < level; i++) (a = Math.ceil(a / 2)), (b = Math.ceil(b / 2));
+    return a * b;
+  };
+  let injected = 0, activations = 0;
+  for (const p of injectPositions) {
+    const j = Math.floor(p / per);
+    injected += 3 * tokensAt(n - 1 - j) * l.up[j].outCh * 4;
+  }
+  l.up.forEach((lvl, j) => (activations = Math.max(activations, 4 * tokensAt(n - 1 - j) * 8 * lvl.outCh * 4)));
+  const prefix = prefixTensorDims(l, splitAt).reduce((a, t) => a + tokensAt(t.level) * t.ch * 4, 0);
+  return { injected, prefix, activations };
+}
+
 /** Drop every loaded model (tests, and long runs between phases). */
 export function releaseModels(): void {
   pool.clear();
@@ -76,8 +121,9 @@ export function releaseModels(): void {
 
 /**
  * A {@link UNetRunner} over the graph variants a stage needs. The variant is chosen from the request:
- * modulation/injection inputs → the modulated variant; taps without ε → the truncated tap variant; taps with ε →
- * the recording variant; otherwise the plain one.
+ * prefix inputs → the suffix variant resuming at the split position (= the modulation position); modulation/
+ * injection inputs → the modulated variant; taps without ε → the truncated tap variant; taps with ε → the
+ * recording variant (exposing the prefix when asked); otherwise the plain one.
  */
 export class VariantRunner implements UNetRunner {
   constructor(
@@ -86,15 +132,30 @@ export class VariantRunner implements UNetRunner {
     private readonly injectPositions: readonly number[],
   ) {}
 
+  /** Up-path position where prefix reuse splits the UNet: the modulated block's input. */
+  get splitPosition(): number {
+    return this.modulationPosition;
+  }
+
   async run(req: UNetRequest): Promise<UNetResult> {
     const taps = [...(req.taps ?? [])].sort();
     let opts: UNetLoadOptions;
-    if (req.modulation || req.injected) {
+    if (req.prefix) {
+      const at = this.splitPosition;
+      opts = {
+        resumeAt: at,
+        modulationPosition: req.modulation ? this.modulationPosition : null,
+        injectPositions: req.injected ? this.injectPositions.filter((p) => p >= at) : [],
+        taps,
+      };
+    } else if (req.modulation || req.injected) {
       opts = {
         modulationPosition: req.modulation ? this.modulationPosition : null,
         injectPositions: req.injected ? [...this.injectPositions] : [],
         taps,
       };
+    } else if (req.exposePrefix) {
+      opts = { taps, exposePrefixAt: this.splitPosition };
     } else if (taps.length && req.needEps === false) {
       opts = { taps, truncate: true };
     } else {
@@ -103,11 +164,13 @@ export class VariantRunner implements UNetRunner {
     const unet = await unetVariant(this.b, opts);
     const out = await unet.run({
       sample: req.sample,
+      prefix: req.prefix,
       timestep: req.timestep,
       context: req.context,
       modulation: req.modulation,
       injected: req.injected,
+      microBatch: req.microBatch,
     });
-    return { eps: out.eps, taps: out.taps };
+    return out.prefix ? { eps: out.eps, taps: out.taps, prefix: out.prefix } : { eps: out.eps, taps: out.taps };
   }
 }

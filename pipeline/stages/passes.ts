@@ -16,8 +16,8 @@ import type { Schedule } from "../backbone/sampler/schedule.ts";
 
 /** One UNet evaluation request over a doubled batch of 2B samples. */
 export interface UNetRequest {
-  /** Scaled model input x/√(σ²+1), [2B, 4, h, w]. */
-  sample: Tensor<"F32">;
+  /** Scaled model input x/√(σ²+1), [2B, 4, h, w] (absent when resuming from `prefix`). */
+  sample?: Tensor<"F32">;
   timestep: number;
   /** [2B, 77, D]. */
   context: Tensor<"F32">;
@@ -29,12 +29,20 @@ export interface UNetRequest {
   taps?: readonly string[];
   /** Whether ε is needed (false allows a truncated graph). */
   needEps?: boolean;
+  /** Also return the prefix tensors (the UNet's state entering the runner's split position). */
+  exposePrefix?: boolean;
+  /** Resume from these prefix tensors (each [2B, …]) instead of running the UNet from `sample`. */
+  prefix?: Record<string, Tensor<"F32">>;
+  /** Largest number of samples per backend run (memory bound); default: the runner's. */
+  microBatch?: number;
 }
 
 /** What a UNet evaluation returns. */
 export interface UNetResult {
   eps?: Tensor<"F32">;
   taps: Record<string, Tensor<"F32">>;
+  /** Prefix tensors, when `exposePrefix` was requested. */
+  prefix?: Record<string, Tensor<"F32">>;
 }
 
 /** The UNet as this module sees it. */
@@ -68,19 +76,24 @@ export interface UnmodulatedRecord {
   xAfter: Tensor<"F32">[];
   /** Taps per step (index i − start), each [2F, tokens, C] in [uncond; cond] order. */
   taps: Record<string, Tensor<"F32">>[];
+  /**
+   * With `recordPrefix`: the UNet's state entering the split position at the first step, [2F, …] each. It does
+   * not depend on a modulation added at or after that position, so modulated passes resume from it.
+   */
+  prefix?: Record<string, Tensor<"F32">>;
 }
 
 /**
  * The unmodulated pass from x_{t_m} over steps start..end−1 with CFG, recording the latent after every step and
  * the requested taps at every step. With `tapsOnlyAtLast`, taps are requested only at the last step (the feature
  * pass); with `lastStepTruncated` the last evaluation skips ε (truncated graph) and the final latent is not
- * produced.
+ * produced. With `recordPrefix` the first step's prefix tensors are recorded too (for prefix reuse).
  */
 export async function unmodulatedPass(
   unet: UNetRunner,
   xStart: Tensor<"F32">,
   s: PassSettings,
-  opts: { taps: readonly string[]; tapsOnlyAtLast?: boolean; lastStepTruncated?: boolean },
+  opts: { taps: readonly string[]; tapsOnlyAtLast?: boolean; lastStepTruncated?: boolean; recordPrefix?: boolean },
 ): Promise<UnmodulatedRecord> {
   const F = xStart.shape[0];
   const context = cfgContext(s.cond, F);
@@ -97,8 +110,13 @@ export async function unmodulatedPass(
       context,
       taps: wantTaps ? opts.taps : [],
       needEps: !truncated,
+      exposePrefix: i === s.start && !!opts.recordPrefix,
     });
     rec.taps.push(wantTaps ? r.taps : {});
+    if (i === s.start && opts.recordPrefix) {
+      if (!r.prefix) throw new Error("unmodulatedPass: the UNet runner returned no prefix tensors");
+      rec.prefix = r.prefix;
+    }
     if (truncated) break;
     x = eulerStep(x, combineCfg(r.eps!, s.guidance), sigma, sigmaNext);
     rec.xAfter.push(x);
@@ -128,6 +146,15 @@ export interface ModulationSettings {
   blendEnd: number;
   /** Grid size for the blending mask. */
   grid: [number, number];
+  /**
+   * Prefix reuse: at the first step, resume from the unmodulated pass's recorded prefix (which must exist)
+   * instead of recomputing everything before the split; `prefixInjectNames` = the injected names at or after
+   * the split (the only ones the resumed UNet reads).
+   */
+  reusePrefix?: boolean;
+  prefixInjectNames?: readonly string[];
+  /** Largest number of samples per backend run (memory bound); default: the runner's. */
+  microBatch?: number;
 }
 
 /** Gather rows of a [2F, …] tensor for samples with frame indices `frames` → [2B, …] ([uncond; cond]). */
@@ -184,19 +211,31 @@ export async function modulatedPass(
   for (let i = s.start; i < s.end; i++) {
     const k = i - s.start;
     const sigma = s.schedule.sigmas[i], sigmaNext = s.schedule.sigmas[i + 1];
+    // The first step's input is x_{t_m} itself, so everything before the split equals the recorded prefix.
+    const resume = i === s.start && !!m.reusePrefix;
+    if (resume && !record.prefix) throw new Error("modulatedPass: prefix reuse needs a recorded prefix");
     let injected: Record<string, Tensor<"F32">> | undefined;
     if (m.injection) {
       injected = {};
-      for (const name of m.injectNames) injected[name] = gatherDoubled(record.taps[k][name], frames, F);
+      for (const name of resume ? m.prefixInjectNames ?? m.injectNames : m.injectNames) {
+        injected[name] = gatherDoubled(record.taps[k][name], frames, F);
+      }
+    }
+    let prefix: Record<string, Tensor<"F32">> | undefined;
+    if (resume) {
+      prefix = {};
+      for (const [name, t] of Object.entries(record.prefix!)) prefix[name] = gatherDoubled(t, frames, F);
     }
     const r = await unet.run({
-      sample: doubleBatch(scaleModelInput(x, sigma)),
+      sample: resume ? undefined : doubleBatch(scaleModelInput(x, sigma)),
+      prefix,
       timestep: s.schedule.timesteps[i],
       context,
       modulation: i === s.start ? modulation : zeroMod,
       injected,
       taps: [],
       needEps: true,
+      microBatch: m.microBatch,
     });
     x = eulerStep(x, combineCfg(r.eps!, s.guidance), sigma, sigmaNext);
     if (masks && i <= m.blendEnd) x = blendLatents(x, gatherRows(record.xAfter[k], frames), masks);

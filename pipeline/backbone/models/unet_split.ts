@@ -68,7 +68,8 @@ export function checkSplitOptions(l: UNetLayout, o: UNetBuildOptions): void {
     fail("modulation.block", `position ${o.modulationPosition} lies before the resumed position ${r}`);
   }
   for (const p of o.injectPositions ?? []) {
-    if (p < r) fail("unet injection", `position ${p} lies before the resumed position ${r} (inject only ${r}..)`);
+    if (p < r) {
+      fail("unet injection", `position ${p} lies before the resumed position ${r} (inject only ${r}..)`);
+    }
   }
 }
-

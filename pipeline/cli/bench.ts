@@ -1,0 +1,236 @@
+/**
+ * `deno task bench [--config FILE] [--set KEY=VALUE]... [--out DIR] [--quick] [--phases LIST]`
+ *
+ * Measures the pipeline on a config (default: configs/table2.yaml, the embedded model and data) and writes
+ * `<out>/bench.json` and `<out>/bench.md` (default results/bench/): per-stage wall time, UNet sample-evaluations
+ * per frame (raw and FLOP-weighted by each graph variant's MACs), VAE decodes per frame, peak RSS, this machine's
+ * fp32 MatMul GFLOP/s and the UNet's achieved fraction of it; and, from the same bench run, the ratios
+ * optimized / reference modulation schedule, full ablate / Σ rows alone on cold caches, and peak RSS of a
+ * 10× longer synthetic clip. `--quick` caps every clip at 14 frames (both sides of each ratio) and uses
+ * 14- and 140-frame synthetic clips instead of 28 and 280. Each measured run is a separate process.
+ * @module
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { UserError } from "../errors.ts";
+import { loadConfig } from "../config/load.ts";
+import { REPO_ROOT } from "../config/paths.ts";
+import { defaultGraphCacheDir } from "../backbone/onnx/cache.ts";
+import { STAGES } from "../stages/mod.ts";
+import { matmulProbe } from "../bench/matmul.ts";
+import { type BenchDirs, type ChildRun, freshDir, rssRuns, runChildProcess } from "../bench/scenarios.ts";
+import { modulateBreakdown } from "../bench/breakdown.ts";
+import {
+  type BenchResult,
+  decodeMsPerSample,
+  fullSection,
+  machineInfo,
+  scheduleSummary,
+  writeBench,
+} from "../bench/report.ts";
+import { benchMarkdown } from "../bench/markdown.ts";
+import { mib } from "../bench/rss.ts";
+import { helpText, type OptionSpec, parseArgs, userCwd, userPath } from "./args.ts";
+import { runMain } from "./main.ts";
+
+const USAGE = "deno task bench [--config FILE] [--set KEY=VALUE]... [--out DIR] [--quick] [--phases LIST]";
+const PHASES = ["matmul", "full", "schedule", "taesd", "breakdown", "rows", "rss"] as const;
+const OPTIONS: Record<string, OptionSpec> = {
+  config: { type: "string", value: "FILE", doc: "config to measure (default configs/table2.yaml)" },
+  set: { type: "list", value: "KEY=VALUE", doc: "override a config key in every row; repeatable" },
+  out: { type: "string", value: "DIR", doc: "where bench.json and bench.md go (default results/bench)" },
+  quick: {
+    type: "boolean",
+    doc: "clips capped at 14 frames, synthetic clips of 14/140 frames (instead of 28/280)",
+  },
+  phases: {
+    type: "string",
+    value: "LIST",
+    doc: `comma-separated subset of ${PHASES.join(",")} (default all)`,
+  },
+  "rss-frames": {
+    type: "string",
+    value: "N",
+    doc: "frames of the short synthetic clip (the long one has 10·N; default 28, --quick 14)",
+  },
+  work: { type: "string", value: "DIR", doc: "folder for the temporary caches (default a new temp folder)" },
+  keep: { type: "boolean", doc: "keep the temporary caches" },
+  help: { type: "boolean", short: "h", doc: "show this help" },
+};
+
+const log = (msg: string) => console.error(msg);
+
+/** The bench command; returns the exit code. */
+export async function bench(args: string[]): Promise<number> {
+  const { options } = parseArgs(args, OPTIONS);
+  if (options.help) {
+    console.log(
+      helpText(
+        USAGE,
+        OPTIONS,
+        "Heavy: on the embedded data a full bench takes hours on 2 CPU cores; try --quick.",
+      ),
+    );
+    return 0;
+  }
+  const phases = new Set(
+    typeof options.phases === "string"
+      ? options.phases.split(",").map((s) => s.trim()).filter(Boolean)
+      : PHASES,
+  );
+  for (const p of phases) {
+    if (!(PHASES as readonly string[]).includes(p)) {
+      throw new UserError(`--phases: unknown phase "${p}" (phases: ${PHASES.join(", ")})`);
+    }
+  }
+  const quick = options.quick === true;
+  const configFile = userPath(
+    (options.config as string | undefined) ?? path.join(REPO_ROOT, "configs", "table2.yaml"),
+  );
+  const userSet = options.set as string[];
+  const set = quick ? [...userSet, "dataset.max_frames=14"] : userSet;
+  const config = loadConfig(configFile, { set, cwd: userCwd() }); // validates before anything heavy starts
+  const rowNames = config.rows.map((r) => r.name);
+  const lastRow = config.rows[config.rows.length - 1];
+  const outDir = userPath((options.out as string | undefined) ?? path.join(REPO_ROOT, "results", "bench"));
+  const work = options.work
+    ? userPath(options.work as string)
+    : fs.mkdtempSync(path.join(os.tmpdir(), "vidseg-bench-"));
+  fs.mkdirSync(work, { recursive: true });
+  const dirs: BenchDirs = { work, graphs: defaultGraphCacheDir() };
+  const order = STAGES.map((s) => s.name);
+  const result: BenchResult = {
+    created: new Date().toISOString(),
+    machine: machineInfo(),
+    config: path.relative(REPO_ROOT, configFile) || configFile,
+    set: userSet,
+    quick,
+    matmul: null,
+    full: null,
+    schedule: null,
+    ablate: null,
+    rss: null,
+    breakdown: null,
+    taesd: null,
+  };
+  const save = () => writeBench(outDir, result, benchMarkdown(result));
+  try {
+    if (phases.has("matmul")) {
+      result.matmul = await matmulProbe({ n: 1024, runs: 5 });
+      log(`bench: MatMul probe ${result.matmul.gflops.toFixed(1)} GFLOP/s`);
+    }
+    const gf = result.matmul?.gflops ?? null;
+    const fullCache = path.join(work, "cache-full");
+    let full: ChildRun | null = null;
+    if (phases.has("full")) {
+      full = await runChildProcess(dirs, "full", {
+        config: configFile,
+        set,
+        cache: freshDir(dirs, "cache-full"),
+        results: path.join(work, "results-full"),
+      }, log);
+      result.full = fullSection(full, order, gf);
+      save();
+    }
+    const schedule = lastRow.config.schedule;
+    let optimizedRun: ChildRun | null = schedule === "optimized" ? full : null;
+    if (phases.has("schedule") && full) {
+      const other = schedule === "reference" ? "optimized" : "reference";
+      const flip = await runChildProcess(dirs, `schedule-${other}`, {
+        config: configFile,
+        set: [...set, `schedule=${other}`],
+        cache: fullCache,
+      }, log);
+      if (other === "optimized") optimizedRun = flip;
+      const [ref, opt] = other === "optimized" ? [full, flip] : [flip, full];
+      result.schedule = scheduleSummary(ref.report, opt.report, full.report);
+      save();
+    }
+    if (phases.has("taesd") && full && lastRow.config.modulation.decoder === "vae") {
+      const t = await runChildProcess(dirs, "taesd", {
+        config: configFile,
+        set: [...set, "schedule=optimized", "modulation.decoder=taesd"],
+        cache: fullCache,
+      }, log);
+      result.taesd = {
+        vae: optimizedRun?.report.metrics ?? {},
+        taesd: t.report.metrics,
+        decodeMsPerSample: {
+          vae: optimizedRun ? decodeMsPerSample(optimizedRun.report) : null,
+          taesd: decodeMsPerSample(t.report),
+        },
+        note: taesdNote(lastRow.config.backbone.weights),
+      };
+      save();
+    }
+    if (phases.has("breakdown")) {
+      result.breakdown = await modulateBreakdown({
+        config: configFile,
+        set,
+        row: lastRow.name,
+        cache: fullCache,
+      }, log);
+      save();
+    }
+    if (phases.has("rows") && full) {
+      const alone: Record<string, number> = {};
+      for (const row of rowNames) {
+        const r = await runChildProcess(dirs, `row-${row}`, {
+          config: configFile,
+          set,
+          rows: [row],
+          cache: freshDir(dirs, `cache-row-${row}`),
+        }, log);
+        alone[row] = r.wallMs / 1000;
+      }
+      const sum = Object.values(alone).reduce((a, b) => a + b, 0);
+      result.ablate = {
+        fullS: full.wallMs / 1000,
+        rowsAloneS: alone,
+        sumS: sum,
+        ratio: full.wallMs / 1000 / sum,
+      };
+      save();
+    }
+    if (phases.has("rss")) {
+      const res = lastRow.config.resolution ?? [320, 256];
+      const small = options["rss-frames"] ? Number(options["rss-frames"]) : quick ? 14 : 28;
+      if (!(Number.isInteger(small) && small >= 1)) {
+        throw new UserError(`--rss-frames: expected a positive integer`);
+      }
+      const [a, b] = await rssRuns(
+        dirs,
+        { config: configFile, set: userSet, row: lastRow.name, size: [res[1], res[0]] },
+        small,
+        log,
+      );
+      const pa = a.report.peakRss, pb = b.report.peakRss;
+      result.rss = {
+        small: { frames: small, peakMiB: pa === null ? null : mib(pa) },
+        large: { frames: 10 * small, peakMiB: pb === null ? null : mib(pb) },
+        ratio: pa && pb ? pb / pa : null,
+      };
+    }
+  } finally {
+    const files = save();
+    if (!options.keep && !options.work) fs.rmSync(work, { recursive: true, force: true });
+    console.log(`bench: ${files.md}`);
+    console.log(`       ${files.json}`);
+  }
+  return 0;
+}
+
+/** Which TAESD the `taesd` decoder loads, and what that means for the comparison. */
+function taesdNote(weights: string): string {
+  let cls = "?";
+  try {
+    cls = String(JSON.parse(fs.readFileSync(path.join(weights, "vae", "config.json"), "utf8"))._class_name);
+  } catch { /* no vae/config.json */ }
+  return cls === "AutoencoderTiny"
+    ? "This model's own VAE is a TAESD-type AutoencoderTiny, so `decoder: taesd` (data/models/tiny-ldm/vae) is the same kind of " +
+      "decoder; the comparison matters for KL-VAE models such as SD 2.1, where TAESD replaces the much larger KL decoder."
+    : `This model's VAE is ${cls}; \`decoder: taesd\` decodes its latents with data/models/tiny-ldm/vae (SD-latent TAESD).`;
+}
+
+if (import.meta.main) await runMain(bench);
