@@ -24,6 +24,7 @@
  * @module
  */
 import type { Artifacts, Stage, StageContext } from "../dag/stage.ts";
+import type { VidsegConfig } from "../config/schema.ts";
 import { type Tensor, u8 } from "../tensor/tensor.ts";
 import { legacyDdpmSchedule } from "../backbone/sampler/schedule.ts";
 import { addNoise } from "../backbone/sampler/noise.ts";
@@ -45,20 +46,11 @@ import { gatherFrames, images01ToFrames } from "./frames_util.ts";
 
 type P = Record<string, unknown>;
 
-/** Settings group `modulation`. */
-export interface ModulationParams {
-  lambda: number;
-  block: number;
-  attn: "cross" | "self";
-  latent_blending: boolean;
-  blend_until_end: boolean;
-  injection: boolean;
-  filter_strength: number;
-  difference_mode: "reference_uint8" | "float_l2";
-  decoder: "vae" | "taesd";
-  /** Memory budget of one optimized group in bytes (null/absent: {@link DEFAULT_BATCH_BYTES}). */
-  batch_bytes?: number | null;
-}
+/**
+ * Settings group `modulation` (the config schema's type), plus the optimized schedule's memory budget of one
+ * group in bytes (not a config key yet; null/absent: {@link DEFAULT_BATCH_BYTES}).
+ */
+export type ModulationParams = VidsegConfig["modulation"] & { batch_bytes?: number | null };
 
 /** Decoder positions whose attention is injected (every up-path position with a transformer, 3..11). */
 export const INJECT_POSITIONS = [3, 4, 5, 6, 7, 8, 9, 10, 11];
