@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { assert, assertEquals, assertGreater } from "./assert.ts";
 import { ROOT } from "./shared.ts";
-import { cli, smallRun, withTempDir } from "./report/small_run.ts";
+import { argsWithoutOverrides, cli, smallRun, withTempDir } from "./report/small_run.ts";
 
 const NOTEBOOKS = path.join(ROOT, "notebooks");
 const names = fs.readdirSync(NOTEBOOKS).filter((f) => f.endsWith(".ipynb")).sort();
@@ -109,16 +109,7 @@ Deno.test({
     const r = await smallRun();
     await withTempDir("notebooks", async (out) => {
       // Without the overrides no artifact of this config is cached.
-      const res = await cli("notebooks.ts", [
-        "--config",
-        r.config,
-        "--cache",
-        r.cache,
-        "--out",
-        out,
-        "--only",
-        "explore",
-      ]);
+      const res = await cli("notebooks.ts", argsWithoutOverrides(r, out, "explore"));
       assertEquals(res.code, 1, res.stderr);
       assert(res.stderr.includes("explore FAILED"), res.stderr);
       assert(

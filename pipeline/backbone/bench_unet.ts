@@ -7,10 +7,9 @@
  *   deno run -A pipeline/backbone/bench_unet.ts --config sd21 --batch 2 --latent 64 [--no-run] [--dtype fp16]
  * @module
  */
-import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { f32 } from "../tensor/tensor.ts";
+import { benchArg, benchOptions, graphFacts } from "./bench_common.ts";
 import { UNet } from "./models/unet.ts";
 import { parseUNetConfig } from "./models/unet_config.ts";
 import { specParams, unetSpec } from "./models/unet_spec.ts";
@@ -35,11 +34,6 @@ export const SD21_BASE_UNET = {
   sample_size: 64,
 };
 
-function arg(name: string, def: string): string {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Deno.args[i + 1] : def;
-}
-
 function randn(n: number, seed: number): Float32Array {
   const out = new Float32Array(n);
   let s = seed >>> 0 || 1;
@@ -56,11 +50,8 @@ function randn(n: number, seed: number): Float32Array {
 }
 
 async function main(): Promise<void> {
-  const which = arg("config", "sd21");
-  const batch = Number(arg("batch", "2")), latent = Number(arg("latent", "64"));
-  const dtype = arg("dtype", "fp32") as "fp32" | "fp16";
-  const cacheDir = arg("cache-dir", path.join(os.tmpdir(), "vidseg-bench-graphs"));
-  const run = !Deno.args.includes("--no-run");
+  const { which, dtype, cacheDir, run } = benchOptions("sd21", "vidseg-bench-graphs");
+  const batch = Number(benchArg("batch", "2")), latent = Number(benchArg("latent", "64"));
   const t0 = performance.now();
   let unet: UNet;
   if (which === "sd21") {
@@ -82,13 +73,8 @@ async function main(): Promise<void> {
   const result: Record<string, unknown> = {
     config: which,
     dtype,
-    built: unet.graph.built,
-    buildMs: Math.round(unet.graph.buildMs),
+    ...graphFacts(unet.graph),
     loadMs: Math.round(loadMs),
-    external: unet.graph.external,
-    graphBytes: unet.graph.bytes,
-    onnxBytes: fs.statSync(unet.graph.path).size,
-    threads: navigator.hardwareConcurrency,
   };
   if (run) {
     const C = unet.layout.crossDim;
@@ -97,7 +83,7 @@ async function main(): Promise<void> {
       timestep: 119,
       context: f32([batch, 77, C], randn(batch * 77 * C, 8)),
     };
-    const repeat = Math.max(1, Number(arg("repeat", "1")));
+    const repeat = Math.max(1, Number(benchArg("repeat", "1")));
     const times: number[] = [];
     let eps: Float32Array = new Float32Array(0);
     for (let i = 0; i < repeat; i++) {

@@ -114,6 +114,15 @@ export async function bench(args: string[]): Promise<number> {
     breakdown: null,
     taesd: null,
   };
+  // Phases run separately (e.g. `--phases rss` later) complete an earlier bench of the same config instead of
+  // erasing its other sections.
+  const previous = readPrevious(outDir, result);
+  if (previous) {
+    for (const k of ["matmul", "full", "schedule", "ablate", "rss", "breakdown", "taesd"] as const) {
+      if (!phaseOwns(k, phases)) (result as unknown as Record<string, unknown>)[k] = previous[k] ?? null;
+    }
+    log(`bench: completing ${path.join(outDir, "bench.json")} (kept sections of phases not run now)`);
+  }
   const save = () => writeBench(outDir, result, benchMarkdown(result));
   try {
     if (phases.has("matmul")) {
@@ -173,7 +182,9 @@ export async function bench(args: string[]): Promise<number> {
       }, log);
       save();
     }
-    if (phases.has("rows") && full) {
+    if (phases.has("rows") && (full || result.full)) {
+      // Without a `full` run now, compare with the previous bench's full run of the same config.
+      const fullS = full ? full.wallMs / 1000 : result.full!.wallS;
       const alone: Record<string, number> = {};
       for (const row of rowNames) {
         const r = await runChildProcess(dirs, `row-${row}`, {
@@ -186,10 +197,10 @@ export async function bench(args: string[]): Promise<number> {
       }
       const sum = Object.values(alone).reduce((a, b) => a + b, 0);
       result.ablate = {
-        fullS: full.wallMs / 1000,
+        fullS,
         rowsAloneS: alone,
         sumS: sum,
-        ratio: full.wallMs / 1000 / sum,
+        ratio: fullS / sum,
       };
       save();
     }
@@ -219,6 +230,24 @@ export async function bench(args: string[]): Promise<number> {
     console.log(`       ${files.json}`);
   }
   return 0;
+}
+
+/** The section of bench.json each phase writes. */
+function phaseOwns(section: string, phases: Set<string>): boolean {
+  const owner: Record<string, string> = { ablate: "rows" };
+  return phases.has(owner[section] ?? section);
+}
+
+/** An earlier bench.json in `dir` of the same config, --set and --quick, or null. */
+function readPrevious(dir: string, now: BenchResult): BenchResult | null {
+  try {
+    const prev = JSON.parse(fs.readFileSync(path.join(dir, "bench.json"), "utf8")) as BenchResult;
+    const same = prev.config === now.config && prev.quick === now.quick &&
+      JSON.stringify(prev.set) === JSON.stringify(now.set);
+    return same ? prev : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Which TAESD the `taesd` decoder loads, and what that means for the comparison. */

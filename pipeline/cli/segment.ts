@@ -136,6 +136,9 @@ export async function segment(args: string[]): Promise<number> {
   return 0;
 }
 
+/** Most frames in the overlay GIF preview. */
+const MAX_GIF_FRAMES = 240;
+
 /** Palette PNGs, legend and overlay GIF of one clip's labels artifact; returns the summary line. */
 async function writeClipOutputs(dir: string, a: Artifacts, images: readonly string[], palette: readonly Rgb[]): Promise<string> {
   const labels = a.tensors.labels as Tensor<"U8">;
@@ -144,17 +147,21 @@ async function writeClipOutputs(dir: string, a: Artifacts, images: readonly stri
   fs.mkdirSync(dir, { recursive: true });
   writeLabelMaps(path.join(dir, "labels"), labels, names, palette);
   await writeLegend(path.join(dir, "legend.png"), labelSet, palette);
-  // Overlay GIF at the original size: frames re-read at full resolution.
+  // Overlay GIF at the original size: frames re-read at full resolution. A preview, so a long video contributes
+  // at most MAX_GIF_FRAMES evenly spaced frames (the GIF is built in memory).
   const [N, H, W] = labels.shape;
-  const tall = new Uint8Array(N * H * W * 3);
-  for (let f = 0; f < N; f++) {
+  const step = Math.ceil(N / MAX_GIF_FRAMES);
+  const picked = Array.from({ length: Math.ceil(N / step) }, (_, i) => i * step);
+  const tall = new Uint8Array(picked.length * H * W * 3);
+  for (const [j, f] of picked.entries()) {
     const raw = await sharp(images[f]).removeAlpha().resize(W, H).raw().toBuffer();
-    overlay(raw, labels.data.subarray(f * H * W, (f + 1) * H * W), palette, tall.subarray(f * H * W * 3, (f + 1) * H * W * 3));
+    overlay(raw, labels.data.subarray(f * H * W, (f + 1) * H * W), palette, tall.subarray(j * H * W * 3, (j + 1) * H * W * 3));
   }
-  await sharp(tall, { raw: { width: W, height: N * H, channels: 3, pageHeight: H } })
-    .gif({ delay: Array(N).fill(100), loop: 0 })
+  await sharp(tall, { raw: { width: W, height: picked.length * H, channels: 3, pageHeight: H } })
+    .gif({ delay: Array(picked.length).fill(100 * step), loop: 0 })
     .toFile(path.join(dir, "overlay.gif"));
-  return `results: ${dir}/labels/*.png (${N} frames, ${labelSet.length} clusters), overlay.gif, legend.png`;
+  const every = step > 1 ? ` of every ${step}th frame` : "";
+  return `results: ${dir}/labels/*.png (${N} frames, ${labelSet.length} clusters), overlay.gif${every}, legend.png`;
 }
 
 if (import.meta.main) await runMain(segment);

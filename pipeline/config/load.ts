@@ -37,6 +37,11 @@ export interface ConfigRow {
   title: string | null;
   paper: PaperNumbers | null;
   config: VidsegConfig;
+  /**
+   * `optional: true` in the file: left out of the default selection (e.g. rows that need weights a fresh
+   * machine does not have); run when named with --rows (`selectRows`) or `LoadOptions.include`.
+   */
+  optional?: boolean;
 }
 
 /** A loaded config file. */
@@ -46,15 +51,20 @@ export interface LoadedConfig {
   /** File name without extension (names the results folder). */
   name: string;
   title: string | null;
+  /** The selected rows: every non-optional row, plus the optional rows asked for. */
   rows: ConfigRow[];
+  /** Every row of the file in file order, optional ones included (absent = same as `rows`). */
+  allRows?: ConfigRow[];
 }
 
 /** Options of `loadConfig`. */
 export interface LoadOptions {
   /** `KEY=VALUE` overrides (VALUE parsed as YAML); `rows.NAME.KEY=VALUE` targets one row. */
   set?: string[];
-  /** Keep only these rows (in config order). */
+  /** Keep only these rows (in config order; optional rows may be named). */
   rows?: string[];
+  /** Optional rows to include in `rows` (names of other rows are ignored). */
+  include?: string[];
   /** Base of relative paths inside the config (default: the repo root). */
   root?: string;
   /** Directory the config file name is relative to (default: the current directory). */
@@ -117,6 +127,7 @@ export function parseConfig(text: string, file: string, opts: LoadOptions = {}):
     name: string;
     title: string | null;
     paper: PaperNumbers | null;
+    optional: boolean;
     over: Record<string, unknown>;
   }[] = [];
   for (const [name, raw] of Object.entries(rawRows)) {
@@ -124,8 +135,14 @@ export function parseConfig(text: string, file: string, opts: LoadOptions = {}):
       throw new UserError(`${file}: rows.${name}: expected a row name of letters, digits, "_", "." or "-"`);
     }
     const over = raw ?? {};
-    let rowTitle: string | null = null, paper: PaperNumbers | null = null;
+    let rowTitle: string | null = null, paper: PaperNumbers | null = null, optional = false;
     validateLayer(over, at(`rows.${name}`), {
+      optional: (v) => {
+        if (typeof v !== "boolean") {
+          throw new UserError(`${file}: rows.${name}.optional: expected true or false, got ${describeValue(v)}`);
+        }
+        optional = v;
+      },
       title: (v) => {
         if (typeof v !== "string") {
           throw new UserError(`${file}: rows.${name}.title: expected a string, got ${describeValue(v)}`);
@@ -134,17 +151,13 @@ export function parseConfig(text: string, file: string, opts: LoadOptions = {}):
       },
       paper: (v) => (paper = checkPaper(v, `${file}: rows.${name}.paper`)),
     });
-    const { title: _t, paper: _p, ...params } = over as Record<string, unknown>;
-    rows.push({ name, title: rowTitle, paper, over: params });
+    const { title: _t, paper: _p, optional: _o, ...params } = over as Record<string, unknown>;
+    rows.push({ name, title: rowTitle, paper, optional, over: params });
   }
 
   const sets = (opts.set ?? []).map((s) => parseSet(s, rows.map((r) => r.name)));
   const root = opts.root ?? REPO_ROOT;
-  const loaded: LoadedConfig = {
-    file,
-    name: path.basename(file).replace(/\.ya?ml$/i, ""),
-    title,
-    rows: rows.map((r) => {
+  const all: ConfigRow[] = rows.map((r) => {
       const origins = new Map<string, Origin>();
       const merged = schemaDefaults();
       mergeInto(merged, defaults as Record<string, unknown>, at("defaults"), origins);
@@ -156,22 +169,32 @@ export function parseConfig(text: string, file: string, opts: LoadOptions = {}):
       }
       checkCrossFields(merged, origins, { kind: "default", file });
       for (const p of PATH_LEAVES) resolvePathLeaf(merged, p, root);
-      return { name: r.name, title: r.title, paper: r.paper, config: merged as unknown as VidsegConfig };
-    }),
+      const row: ConfigRow = { name: r.name, title: r.title, paper: r.paper, config: merged as unknown as VidsegConfig };
+      if (r.optional) row.optional = true;
+      return row;
+  });
+  const include = new Set(opts.include ?? []);
+  const loaded: LoadedConfig = {
+    file,
+    name: path.basename(file).replace(/\.ya?ml$/i, ""),
+    title,
+    rows: all.filter((r) => !r.optional || include.has(r.name)),
+    allRows: all,
   };
   return opts.rows?.length ? selectRows(loaded, opts.rows) : loaded;
 }
 
-/** The config restricted to `names` (config order kept); unknown names are a UserError. */
+/** The config restricted to `names` (config order kept; optional rows may be named); unknown names are a UserError. */
 export function selectRows(config: LoadedConfig, names: readonly string[]): LoadedConfig {
+  const all = config.allRows ?? config.rows;
   for (const n of names) {
-    if (!config.rows.some((r) => r.name === n)) {
+    if (!all.some((r) => r.name === n)) {
       throw new UserError(
-        `--rows: unknown row "${n}" (${config.file} has rows ${config.rows.map((r) => r.name).join(", ")})`,
+        `--rows: unknown row "${n}" (${config.file} has rows ${all.map((r) => r.name).join(", ")})`,
       );
     }
   }
-  return { ...config, rows: config.rows.filter((r) => names.includes(r.name)) };
+  return { ...config, rows: all.filter((r) => names.includes(r.name)) };
 }
 
 /** A parsed `--set` override. */

@@ -221,31 +221,39 @@ export class Runner {
   }
 
   async #compute(inst: Instance, inputs: Record<string, Artifacts>, label: string): Promise<Artifacts> {
+    const info = {
+      stage: inst.stage.name,
+      version: inst.stage.version,
+      key: inst.key,
+      unit: inst.unit,
+      params: inst.params,
+      upstream: inst.upstream,
+      wallMs: 0,
+    };
+    const pending = this.store.begin(info);
     const ctx: StageContext = {
       progress: (done, total, what) => this.progress.sub(done, total, what),
       log: (msg) => this.progress.log(`${label}: ${msg}`),
       signal: this.#opts.signal,
+      output: (name, dtype, shape) => pending.output(name, dtype, shape),
     };
     this.progress.start(inst.stage.name, label);
     const t0 = performance.now();
-    const out = await inst.stage.run(inputs, inst.params, ctx);
-    checkArtifacts(inst.stage.name, out);
-    const wallMs = performance.now() - t0;
-    await this.store.write(
-      {
-        stage: inst.stage.name,
-        version: inst.stage.version,
-        key: inst.key,
-        unit: inst.unit,
-        params: inst.params,
-        upstream: inst.upstream,
-        wallMs,
-      },
-      out,
-    );
+    let out: Artifacts;
+    try {
+      out = await inst.stage.run(inputs, inst.params, ctx);
+      checkArtifacts(inst.stage.name, out);
+    } catch (e) {
+      pending.abort();
+      throw e;
+    }
+    info.wallMs = performance.now() - t0;
+    await pending.commit(out);
     this.#computed.add(inst.key);
-    this.progress.finishRun(inst.stage.name, label, wallMs, this.#corrupt.has(inst.key));
-    return out;
+    this.progress.finishRun(inst.stage.name, label, info.wallMs, this.#corrupt.has(inst.key));
+    // Hand consumers the stored entry (tensors load lazily), not the stage's in-memory result: memory is then
+    // bounded by what each consumer reads at a time, and streamed tensors exist only on disk anyway.
+    return this.store.read(inst.stage.name, inst.key, { verify: false }).artifacts;
   }
 }
 

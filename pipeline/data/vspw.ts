@@ -8,29 +8,15 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fail } from "../errors.ts";
-import {
-  type ClassInfo,
-  type ClipSelection,
-  isDir,
-  isFile,
-  isImage,
-  layoutError,
-  limitFrames,
-  listDir,
-  pickClipNames,
-  sortFrameFiles,
-  stem,
-  type VideoClip,
-  vocPalette,
-} from "./clip.ts";
+import * as clip from "./clip.ts";
 
 const EXPECTED = "data/<video>/origin/*.jpg and data/<video>/mask/*.png (optional <split>.txt)";
 
 /** VSPW class ids 1..124 with names from `label_num_dic_final.json` when available. */
-function vspwClasses(root: string): ClassInfo[] {
+function vspwClasses(root: string): clip.ClassInfo[] {
   const file = path.join(root, "label_num_dic_final.json");
   const names = new Map<number, string>();
-  if (isFile(file)) {
+  if (clip.isFile(file)) {
     try {
       for (const [name, id] of Object.entries(JSON.parse(fs.readFileSync(file, "utf8")))) {
         names.set(Number(id), name);
@@ -43,35 +29,35 @@ function vspwClasses(root: string): ClassInfo[] {
 }
 
 /** The videos of a VSPW folder. */
-export function loadVspw(root: string, sel: ClipSelection = {}): VideoClip[] {
+export function loadVspw(root: string, sel: clip.ClipSelection = {}): clip.VideoClip[] {
   const dataDir = path.join(root, "data");
-  const videos = listDir(dataDir);
-  if (videos === null) layoutError(root, "VSPW", EXPECTED);
+  const videos = clip.listDir(dataDir);
+  if (videos === null) clip.layoutError(root, "VSPW", EXPECTED);
   const split = sel.split ?? "val";
   const splitFile = path.join(root, `${split}.txt`);
   let available: string[];
-  if (isFile(splitFile)) {
+  if (clip.isFile(splitFile)) {
     available = fs.readFileSync(splitFile, "utf8").split(/\r?\n/).map((l) => l.trim()).filter((l) =>
       l.length > 0
     );
   } else if (sel.split) {
     fail(splitFile, `split file of split "${sel.split}" not found`);
   } else {
-    available = videos.filter((v) => isDir(path.join(dataDir, v)));
+    available = videos.filter((v) => clip.isDir(path.join(dataDir, v)));
   }
-  available = sortFrameFiles(available);
-  const classes = vspwClasses(root), palette = vocPalette(), ignoreIds = [0, 255];
-  const clips = pickClipNames(available, sel, root).map((name): VideoClip => {
+  available = clip.sortFrameFiles(available);
+  const classes = vspwClasses(root), palette = clip.vocPalette(), ignoreIds = [0, 255];
+  const clips = clip.pickClipNames(available, sel, root).map((name): clip.VideoClip => {
     const dir = path.join(dataDir, name), origin = path.join(dir, "origin"), mask = path.join(dir, "mask");
-    const files = listDir(origin)?.filter(isImage);
-    if (!files || files.length === 0) layoutError(dir, "VSPW", "origin/*.jpg frames in every video");
-    const masks = new Set(listDir(mask) ?? []);
-    const frames = sortFrameFiles(files).map((f) => ({
-      name: stem(f),
+    const files = clip.listDir(origin)?.filter(clip.isImage);
+    if (!files || files.length === 0) clip.layoutError(dir, "VSPW", "origin/*.jpg frames in every video");
+    const masks = new Set(clip.listDir(mask) ?? []);
+    const frames = clip.sortFrameFiles(files).map((f) => ({
+      name: clip.stem(f),
       image: path.join(origin, f),
-      gt: masks.has(stem(f) + ".png") ? path.join(mask, stem(f) + ".png") : null,
+      gt: masks.has(clip.stem(f) + ".png") ? path.join(mask, clip.stem(f) + ".png") : null,
     }));
     return { name, frames, classes, palette, ignoreIds };
   });
-  return limitFrames(clips, sel);
+  return clip.limitFrames(clips, sel);
 }

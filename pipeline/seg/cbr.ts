@@ -150,16 +150,12 @@ export function computeTracks(
   return { pos, keep: spatialFilter(pos, F, h, w, opts) };
 }
 
-/** The whole CBR of one batch: coarse [F × h·w] + raw features → refined coarse maps. */
-export function cbrRefine(
-  coarse: Int32Array,
-  features: Float32Array,
-  F: number,
-  h: number,
-  w: number,
-  C: number,
-  opts: CbrOptions = CBR_DEFAULTS,
-): Int32Array {
-  const { pos, keep } = computeTracks(features, F, h, w, C, opts);
+/** One batch as {@link computeTracks} takes it: raw features [F × h·w × C], their sizes, the CBR options. */
+export type TrackArgs = Parameters<typeof computeTracks>;
+
+/** The whole CBR of one batch: coarse [F × h·w] + the batch's raw features (see {@link TrackArgs}) → refined maps. */
+export function cbrRefine(coarse: Int32Array, ...batch: TrackArgs): Int32Array {
+  const [, F, h, w] = batch;
+  const { pos, keep } = computeTracks(...batch);
   return voteAlongTrajectories(coarse, pos, keep, F, h * w);
 }

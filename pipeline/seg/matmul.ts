@@ -10,7 +10,7 @@
  * @module
  */
 
-import { wasmGemmABt } from "./wasm_gemm.ts";
+import { type GemmABt, wasmGemmABt } from "./wasm_gemm.ts";
 
 /** Rows of B per column block (≈ 160 KB of float32 at d = 640). */
 const NB = 64;
@@ -28,33 +28,13 @@ const useWasm = (() => {
  * C[i·ldc + j] = Σ_k A[(a0+i)·d + k] · B[(b0+j)·d + k] for i < m, j < n (C is written, not accumulated).
  * `a0`, `b0` are row offsets into A and B.
  */
-export function gemmABt(
-  A: Float32Array,
-  a0: number,
-  m: number,
-  B: Float32Array,
-  b0: number,
-  n: number,
-  d: number,
-  C: Float64Array | Float32Array,
-  ldc: number,
-): void {
+export const gemmABt: GemmABt<void> = (A, a0, m, B, b0, n, d, C, ldc) => {
   if (useWasm && m * n >= 64 && wasmGemmABt(A, a0, m, B, b0, n, d, C, ldc)) return;
   gemmABtJs(A, a0, m, B, b0, n, d, C, ldc);
-}
+};
 
 /** The scalar JS kernel of `gemmABt` (double sums; no copies: `a0`, `b0` index the inputs directly). */
-export function gemmABtJs(
-  A: Float32Array,
-  a0: number,
-  m: number,
-  B: Float32Array,
-  b0: number,
-  n: number,
-  d: number,
-  C: Float64Array | Float32Array,
-  ldc: number,
-): void {
+export const gemmABtJs: GemmABt<void> = (A, a0, m, B, b0, n, d, C, ldc) => {
   for (let jb = 0; jb < n; jb += NB) {
     const je = Math.min(n, jb + NB);
     let i = 0;
@@ -112,7 +92,7 @@ export function gemmABtJs(
       }
     }
   }
-}
+};
 
 /** Squared L2 norm of each of the n rows of X [n × d] (double). */
 export function rowSqNorms(X: Float32Array, n: number, d: number): Float64Array {

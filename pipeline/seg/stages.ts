@@ -31,10 +31,10 @@
  *   filtering), `coarse_knn` I32 [B, F, h, w] (the same before CBR); json `labels`, `batches`, `frames`, `grid`.
  * @module
  */
-import type { Artifacts, Json, Stage } from "../dag/stage.ts";
+import { type Artifacts, type Json, shapeOf, type Stage } from "../dag/stage.ts";
 import { normalizeLinf } from "../tensor/ops.ts";
 import { f32, i32, type Tensor, u8 } from "../tensor/tensor.ts";
-import { aggregatedFeatures, cbrFeatures } from "./aggregate.ts";
+import { aggregatedFeatures, cbrFeatures, type RowRange } from "./aggregate.ts";
 import { computeTracks, type Tracks } from "./cbr.ts";
 import { type BatchRange, contextLoop, distinctBatches, firstFrameLabels, planBatches } from "./video.ts";
 
@@ -78,13 +78,43 @@ function checkFeature(t: Tensor<"F32">, name: string, hw: number): Tensor<"F32">
   return t;
 }
 
-/** Rows of one batch: [F·hw × C] subarray view. */
-function batchRows(t: Tensor<"F32">, view: FeatureView, r: BatchRange): Float32Array {
-  const hw = view.h * view.w, C = t.shape[2], off = view.offsetOf(r);
-  if ((off + r.end - r.start) * hw * C > t.data.length) {
+/** Feature rows of one batch, read from the artifact only for that batch (long videos stream). */
+function batchFeatures(
+  a: Artifacts,
+  view: FeatureView,
+  r: BatchRange,
+  read: (rows: RowRange) => Tensor<"F32">,
+  name: string,
+): Tensor<"F32"> {
+  const off = view.offsetOf(r);
+  const stored = shapeOf(a, name);
+  const hw = view.h * view.w;
+  if (stored && (stored.shape.length !== 3 || stored.shape[1] !== hw)) {
+    throw new Error(`seg stages: ${name} must be [T, ${hw}, C], got [${stored.shape}]`);
+  }
+  if (off + r.end - r.start > (stored?.shape[0] ?? Infinity)) {
     throw new Error(`seg stages: features too short for batch [${r.start}, ${r.end})`);
   }
-  return t.data.subarray(off * hw * C, (off + r.end - r.start) * hw * C);
+  return checkFeature(read({ start: off, end: off + r.end - r.start }), name, hw);
+}
+
+/** The stored tensor whose rows the clustering features come from (its shape is theirs). */
+function aggSource(a: Artifacts, p: Record<string, unknown>): string {
+  if (shapeOf(a, "features_agg")) return "features_agg";
+  return `q${p["features.aggregate"] ? (p["features.blocks"] as number[])[0] : p["features.block"]}`;
+}
+
+/** The L∞-normalised clustering features of one batch (config `features.*`). */
+function aggFeatures(a: Artifacts, view: FeatureView, r: BatchRange, p: Record<string, unknown>): Tensor<"F32"> {
+  const name = aggSource(a, p);
+  return normalizeLinf(batchFeatures(a, view, r, (rows) =>
+    aggregatedFeatures(
+      a,
+      p["features.aggregate"] as boolean,
+      p["features.blocks"] as number[],
+      p["features.block"] as number,
+      rows,
+    ), name));
 }
 
 function plan(view: FeatureView, p: Record<string, unknown>): BatchRange[] {
@@ -117,20 +147,9 @@ export const kmeansStage: Stage = {
   run(inputs, p, ctx) {
     const view = featureView(inputs.features);
     const hw = view.h * view.w;
-    const agg = normalizeLinf(
-      checkFeature(
-        aggregatedFeatures(
-          inputs.features,
-          p["features.aggregate"] as boolean,
-          p["features.blocks"] as number[],
-          p["features.block"] as number,
-        ),
-        "features_agg",
-        hw,
-      ),
-    );
-    const C = agg.shape[2];
     const first = planBatches(view.N, p["batch_size"] as number)[0];
+    const agg = aggFeatures(inputs.features, view, first, p); // only the first batch is clustered
+    const C = agg.shape[2];
     const gt = inputs.frames?.tensors.gt_grid;
     if (gt && gt.data.length !== hw) {
       throw new Error(`kmeans stage: gt_grid [${gt.shape}] does not match the grid ${view.h}×${view.w}`);
@@ -141,7 +160,7 @@ export const kmeansStage: Stage = {
       } frame(s) of ${hw} cells`,
     );
     const res = firstFrameLabels(
-      batchRows(agg, view, first),
+      agg.data,
       first.end - first.start,
       { h: view.h, w: view.w, C },
       gt ? (gt.data as ArrayLike<number>) : null,
@@ -193,15 +212,16 @@ export const cbrStage: Stage = {
         json: { enabled: false, batches: rangesJson(batches) },
       });
     }
-    const raw = checkFeature(cbrFeatures(inputs.features, p["cbr.block"] as number), "features_cbr", hw);
-    const C = raw.shape[2];
+    const block = p["cbr.block"] as number;
+    const name = shapeOf(inputs.features, "features_cbr") ? "features_cbr" : `q${block}`;
     const tracks = new Int32Array(batches.length * F * hw), keep = new Uint8Array(batches.length * hw);
     const opts = {
       spatialThreshold: p["cbr.spatial_threshold"] as number,
       absThreshold: p["cbr.abs_threshold"] as boolean,
     };
     batches.forEach((r, b) => {
-      const t = computeTracks(batchRows(raw, view, r), F, view.h, view.w, C, opts);
+      const raw = batchFeatures(inputs.features, view, r, (rows) => cbrFeatures(inputs.features, block, rows), name);
+      const t = computeTracks(raw.data, F, view.h, view.w, raw.shape[2], opts);
       tracks.set(t.pos, b * F * hw);
       keep.set(t.keep, b * hw);
       ctx.progress(b + 1, batches.length, "cbr trajectories");
@@ -229,19 +249,7 @@ export const knnStage: Stage = {
   run(inputs, p, ctx) {
     const view = featureView(inputs.features);
     const hw = view.h * view.w;
-    const agg = normalizeLinf(
-      checkFeature(
-        aggregatedFeatures(
-          inputs.features,
-          p["features.aggregate"] as boolean,
-          p["features.blocks"] as number[],
-          p["features.block"] as number,
-        ),
-        "features_agg",
-        hw,
-      ),
-    );
-    const C = agg.shape[2];
+    const C = shapeOf(inputs.features, aggSource(inputs.features, p))?.shape[2] ?? 0;
     const batchPlan = plan(view, p);
     const distinct = distinctBatches(batchPlan);
     const F = distinct[0].end - distinct[0].start;
@@ -262,7 +270,7 @@ export const knnStage: Stage = {
       batchPlan,
       view.N,
       { h: view.h, w: view.w, C },
-      (r) => ({ agg: batchRows(agg, view, r) }),
+      (r) => ({ agg: aggFeatures(inputs.features, view, r, p).data }), // one batch in memory at a time
       km.tensors.ref_labels.data as Int32Array,
       { k: p["knn.k"] as number, cbr: cbrOn ? { tracks: tracksOf } : null },
       (done, total) => ctx.progress(done, total, "knn batches"),

@@ -136,11 +136,10 @@ export function wasmGemmAvailable(): boolean {
 }
 
 /**
- * C[i·ldc + j] = Σ_k A[(a0+i)·d + k] · B[(b0+j)·d + k] with the SIMD kernel (same contract as `gemmABt`):
- * copies the rows into the kernel's memory, zero-padded to 4 A rows, 2 B rows and d a multiple of 4.
- * Returns false (and does nothing) when the kernel is unavailable.
+ * Signature of the A·Bᵀ kernels: C[i·ldc + j] = Σ_k A[(a0+i)·d + k] · B[(b0+j)·d + k] for i < m, j < n, over
+ * row-major float32 rows A [· × d] and B [· × d] (C is written, not accumulated; `a0`, `b0` are row offsets).
  */
-export function wasmGemmABt(
+export type GemmABt<R> = (
   A: Float32Array,
   a0: number,
   m: number,
@@ -150,7 +149,14 @@ export function wasmGemmABt(
   d: number,
   C: Float64Array | Float32Array,
   ldc: number,
-): boolean {
+) => R;
+
+/**
+ * C[i·ldc + j] = Σ_k A[(a0+i)·d + k] · B[(b0+j)·d + k] with the SIMD kernel (same contract as `gemmABt`):
+ * copies the rows into the kernel's memory, zero-padded to 4 A rows, 2 B rows and d a multiple of 4.
+ * Returns false (and does nothing) when the kernel is unavailable.
+ */
+export const wasmGemmABt: GemmABt<boolean> = (A, a0, m, B, b0, n, d, C, ldc) => {
   const k = getKernel();
   if (!k) return false;
   const d4 = (d + 3) & ~3, m4 = (m + 3) & ~3, n2 = (n + 1) & ~1;
@@ -167,7 +173,7 @@ export function wasmGemmABt(
     for (let j = 0; j < n; j++) C[dst + j] = mem[src + j];
   }
   return true;
-}
+};
 
 /** Rows r0 … r0+rows−1 of X (stride d) into `mem` at `off` with stride d4, zero-padded to `padRows` rows. */
 function copyRows(

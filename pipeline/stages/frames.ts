@@ -3,16 +3,18 @@
  * (ALGORITHM.md §1.1: (W − W mod 64, H − H mod 64) with PIL bicubic, or the configured `resolution`), plus the
  * first frame's GT nearest-resized to the feature grid (§5.3) when the clip is annotated.
  *
+ * Frames are read, resized and streamed out one at a time (a long video never sits in memory).
+ *
  * Artifacts: tensors `frames` U8 [N, H, W, 3], `gt_grid` U8 [H/16, W/16] (absent without GT); json `frames`
  * (frame names), `size0` [H0, W0] (original size), `size` [H, W], `palette`, `classes`.
  * @module
  */
-import type { Json, Stage } from "../dag/stage.ts";
+import { type Json, type Stage, tensorOutput, type TensorOutput } from "../dag/stage.ts";
 import { fail } from "../errors.ts";
 import { datasetSpecFromConfig, gtAtGrid, loadDataset, readFrame, readGt } from "../data/dataset.ts";
 import type { VideoClip } from "../data/clip.ts";
 import { resizeBicubicPil } from "../tensor/ops.ts";
-import { u8 } from "../tensor/tensor.ts";
+import type { Tensor } from "../tensor/tensor.ts";
 
 type P = Record<string, unknown>;
 
@@ -44,22 +46,22 @@ export const framesStage: Stage<P> = {
     const N = clip.frames.length;
     let size0: [number, number] | null = null;
     let H = 0, W = 0;
-    let out = u8([0]);
+    let out: TensorOutput<"U8"> | null = null;
     for (let i = 0; i < N; i++) {
       const img = await readFrame(clip, i);
       const [h0, w0] = img.shape;
       if (!size0) {
         size0 = [h0, w0];
         [H, W] = processingSize(size0, p.resolution);
-        out = u8([N, H, W, 3]);
+        out = tensorOutput(ctx, "frames", "U8", [N, H, W, 3]);
       } else if (h0 !== size0[0] || w0 !== size0[1]) {
         fail(clip.frames[i].image, `frame is ${w0}×${h0} but the clip's first frame is ${size0[1]}×${size0[0]} (all frames of a clip must have one size)`);
       }
       const r = h0 === H && w0 === W ? img : resizeBicubicPil(img, H, W);
-      out.data.set(r.data, i * H * W * 3);
+      out!.append({ dtype: "U8", shape: [1, H, W, 3], data: r.data as Uint8Array });
       ctx.progress(i + 1, N, "frames read");
     }
-    const tensors: Record<string, typeof out> = { frames: out };
+    const tensors: Record<string, Tensor> = out!.result();
     const gt0 = readGt(clip, 0);
     if (gt0) {
       if (gt0.shape[0] !== size0![0] || gt0.shape[1] !== size0![1]) {

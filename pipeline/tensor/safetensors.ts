@@ -41,27 +41,33 @@ function looksPickled(bytes: Uint8Array): boolean {
   return (bytes[0] === 0x50 && bytes[1] === 0x4b) || (bytes[0] === 0x80 && bytes[1] >= 2 && bytes[1] <= 5);
 }
 
-/** Parse a safetensors buffer; `path` is used in error messages only. */
-export function parseSafetensors(bytes: Uint8Array, path: string): SafetensorsFile {
-  if (bytes.length >= 2 && looksPickled(bytes)) {
+/**
+ * Validate a safetensors header. `head` holds at least the file's first 8 bytes (and the whole header when it
+ * is valid); `fileSize` is the size of the whole file; `path` is used in error messages only.
+ */
+export function parseSafetensorsHeader(
+  head: Uint8Array,
+  fileSize: number,
+  path: string,
+): { infos: Map<string, TensorInfo>; metadata: Record<string, string>; dataStart: number } {
+  if (head.length >= 2 && looksPickled(head)) {
     throw new SafetensorsError(
       `${path}: this is a pickled PyTorch file (.bin/.ckpt/.pt), not safetensors; refusing to unpickle it — convert it to .safetensors first`,
     );
   }
-  if (bytes.length < 8) throw new SafetensorsError(`${path}: truncated safetensors file (${bytes.length} bytes, need an 8-byte header length)`);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const hlen = Number(dv.getBigUint64(0, true));
-  if (hlen <= 0 || 8 + hlen > bytes.length || hlen > 100_000_000) {
-    throw new SafetensorsError(`${path}: not a valid safetensors file (header length ${hlen} vs file size ${bytes.length})`);
+  if (fileSize < 8) throw new SafetensorsError(`${path}: truncated safetensors file (${fileSize} bytes, need an 8-byte header length)`);
+  const hlen = headerLength(head);
+  if (hlen <= 0 || 8 + hlen > fileSize || hlen > 100_000_000 || 8 + hlen > head.length) {
+    throw new SafetensorsError(`${path}: not a valid safetensors file (header length ${hlen} vs file size ${fileSize})`);
   }
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + hlen)));
+    header = JSON.parse(new TextDecoder().decode(head.subarray(8, 8 + hlen)));
   } catch {
     throw new SafetensorsError(`${path}: not a valid safetensors file (header is not JSON)`);
   }
   const dataStart = 8 + hlen;
-  const dataLen = bytes.length - dataStart;
+  const dataLen = fileSize - dataStart;
   const infos = new Map<string, TensorInfo>();
   let metadata: Record<string, string> = {};
   for (const [k, v] of Object.entries(header)) {
@@ -83,33 +89,55 @@ export function parseSafetensors(bytes: Uint8Array, path: string): SafetensorsFi
     }
     infos.set(k, info);
   }
+  return { infos, metadata, dataStart };
+}
+
+/** The header length field (first 8 bytes, little-endian u64); 0 when fewer than 8 bytes are given. */
+export function headerLength(head: Uint8Array): number {
+  if (head.length < 8) return 0;
+  return Number(new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true));
+}
+
+/** Bytes per element of a stored dtype. */
+export function bytesPerElement(dtype: DType): number {
+  return BYTES[dtype];
+}
+
+/** A typed tensor over freshly copied raw bytes of a stored dtype (BF16 widened to F32). */
+export function tensorFromBytes(dtype: string, shape: number[], raw: Uint8Array, where: string): Tensor {
+  // Always a fresh, aligned buffer (a Node Buffer's slice() is a view of the whole file).
+  const own = new Uint8Array(raw.length);
+  own.set(raw);
+  const buf = own.buffer;
+  switch (dtype) {
+    case "F32":
+      return { dtype: "F32", shape, data: new Float32Array(buf) };
+    case "F16":
+      return { dtype: "F16", shape, data: new Uint16Array(buf) };
+    case "BF16": {
+      const src = new Uint16Array(buf);
+      const out = new Uint32Array(src.length);
+      for (let i = 0; i < src.length; i++) out[i] = src[i] << 16;
+      return { dtype: "F32", shape, data: new Float32Array(out.buffer) };
+    }
+    case "I32":
+      return { dtype: "I32", shape, data: new Int32Array(buf) };
+    case "U8":
+      return { dtype: "U8", shape, data: new Uint8Array(buf) };
+    case "I64":
+      return { dtype: "I64", shape, data: new BigInt64Array(buf) };
+  }
+  throw new SafetensorsError(`${where}: unsupported dtype ${dtype}`);
+}
+
+/** Parse a safetensors buffer; `path` is used in error messages only. */
+export function parseSafetensors(bytes: Uint8Array, path: string): SafetensorsFile {
+  const { infos, metadata, dataStart } = parseSafetensorsHeader(bytes, bytes.length, path);
   const get = (name: string): Tensor => {
     const info = infos.get(name);
     if (!info) throw new SafetensorsError(`${path}: missing tensor "${name}"`);
     const [a, b] = info.data_offsets;
-    // Copy into a fresh, aligned buffer (a Node Buffer's slice() is a view of the whole file).
-    const raw = new Uint8Array(b - a);
-    raw.set(bytes.subarray(dataStart + a, dataStart + b));
-    const buf = raw.buffer;
-    switch (info.dtype) {
-      case "F32":
-        return { dtype: "F32", shape: info.shape, data: new Float32Array(buf) };
-      case "F16":
-        return { dtype: "F16", shape: info.shape, data: new Uint16Array(buf) };
-      case "BF16": {
-        const src = new Uint16Array(buf);
-        const out = new Uint32Array(src.length);
-        for (let i = 0; i < src.length; i++) out[i] = src[i] << 16;
-        return { dtype: "F32", shape: info.shape, data: new Float32Array(out.buffer) };
-      }
-      case "I32":
-        return { dtype: "I32", shape: info.shape, data: new Int32Array(buf) };
-      case "U8":
-        return { dtype: "U8", shape: info.shape, data: new Uint8Array(buf) };
-      case "I64":
-        return { dtype: "I64", shape: info.shape, data: new BigInt64Array(buf) };
-    }
-    throw new SafetensorsError(`${path}: tensor "${name}" has unsupported dtype ${info.dtype}`);
+    return tensorFromBytes(info.dtype, info.shape, bytes.subarray(dataStart + a, dataStart + b), `${path}: tensor "${name}"`);
   };
   const getF32 = (name: string): Tensor<"F32"> => {
     const t = get(name);

@@ -13,6 +13,7 @@ import { UserError } from "../../pipeline/errors.ts";
 import { encodeSafetensors, parseSafetensors } from "../../pipeline/tensor/safetensors.ts";
 import { f32, maxAbs, maxAbsDiff, rows, type Tensor, toF32 } from "../../pipeline/tensor/tensor.ts";
 import { SHARED } from "../shared.ts";
+import { closeTo } from "./conformance_io.ts";
 
 const TE = `${SHARED}/conformance/text_encoder`;
 const P = `${SHARED}/conformance/text_encoder_vectors.safetensors`;
@@ -25,11 +26,7 @@ const idsI64: Tensor<"I64"> = {
   data: BigInt64Array.from(ids.data, (v) => BigInt(v)),
 };
 
-function close(a: Tensor, b: Tensor<"F32">, name: string, report: Record<string, string>): void {
-  const d = maxAbsDiff(toF32(a), b), tol = 1e-4 * Math.max(1, maxAbs(b));
-  report[name] = d.toExponential(2);
-  assertLess(d, tol, `${name}: max |diff| ${d} > ${tol}`);
-}
+const close = closeTo;
 
 Deno.test("CLIPTextModel: last_hidden_state, layer outputs and pooled token of all 4 rows", async () => {
   const t0 = performance.now();

@@ -30,44 +30,18 @@ import {
   VIDSEG_SVD_CONDITIONING,
   vScaling,
 } from "../../pipeline/backbone/sampler/svd.ts";
-import { LazySafetensors } from "../../pipeline/backbone/weights/lazy_safetensors.ts";
 import { UserError } from "../../pipeline/errors.ts";
-import { f32, maxAbs, maxAbsDiff, reshape, rows, type Tensor, toF32 } from "../../pipeline/tensor/tensor.ts";
+import { f32, maxAbs, maxAbsDiff, reshape, rows, type Tensor } from "../../pipeline/tensor/tensor.ts";
 import { assert, assertEquals, assertGreater, assertLess, assertRejects, assertThrows } from "../assert.ts";
 import { SHARED } from "../shared.ts";
+import { loadF32Tensors, readF64Tensors, tempGraphCache } from "./conformance_io.ts";
 
 const CONF = path.join(SHARED, "conformance-svd");
-const CACHE = fs.mkdtempSync(path.join(os.tmpdir(), "vidseg-svd-pipe-"));
-globalThis.addEventListener("unload", () => fs.rmSync(CACHE, { recursive: true, force: true }));
+const CACHE = tempGraphCache("vidseg-svd-pipe-");
 
-/** F32 and F64 tensors of a safetensors file (the project reader has no F64), as float64. */
-function readF64(file: string): Map<string, { shape: number[]; data: Float64Array }> {
-  const bytes = Deno.readFileSync(path.join(CONF, file));
-  const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
-  const out = new Map<string, { shape: number[]; data: Float64Array }>();
-  for (
-    const [k, v] of Object.entries(header) as [
-      string,
-      { dtype: string; shape: number[]; data_offsets: number[] },
-    ][]
-  ) {
-    if (k === "__metadata__") continue;
-    const raw = bytes.slice(8 + n + v.data_offsets[0], 8 + n + v.data_offsets[1]).buffer;
-    out.set(k, {
-      shape: v.shape,
-      data: v.dtype === "F64" ? new Float64Array(raw) : Float64Array.from(new Float32Array(raw)),
-    });
-  }
-  return out;
-}
-function loadF32(file: string): Record<string, Tensor<"F32">> {
-  const f = new LazySafetensors(path.join(CONF, file));
-  const out: Record<string, Tensor<"F32">> = {};
-  for (const k of f.headers.keys()) out[k] = toF32(f.read(k));
-  f.close();
-  return out;
-}
+/** F32 and F64 tensors of a conformance-svd file, as float64. */
+const readF64 = (file: string) => readF64Tensors(path.join(CONF, file));
+const loadF32 = (file: string) => loadF32Tensors(path.join(CONF, file));
 const worst: Record<string, number> = {};
 function close(got: Tensor<"F32">, ref: Tensor<"F32">, what: string, group = what): void {
   const d = maxAbsDiff(got, ref);

@@ -13,19 +13,13 @@ import { LazySafetensors } from "../../pipeline/backbone/weights/lazy_safetensor
 import { f32, maxAbs, maxAbsDiff, type Tensor } from "../../pipeline/tensor/tensor.ts";
 import { assert, assertEquals, assertLess } from "../assert.ts";
 import { SHARED } from "../shared.ts";
+import { assertTruncatedTaps, loadF32Tensors, tempGraphCache } from "./conformance_io.ts";
 
 const CONF = path.join(SHARED, "conformance");
-const CACHE = fs.mkdtempSync(path.join(os.tmpdir(), "vidseg-unet-graphs-"));
-globalThis.addEventListener("unload", () => fs.rmSync(CACHE, { recursive: true, force: true }));
+const CACHE = tempGraphCache("vidseg-unet-graphs-");
 
 /** All tensors of a conformance file, as F32. */
-function load(name: string): Record<string, Tensor<"F32">> {
-  const f = new LazySafetensors(path.join(CONF, name));
-  const out: Record<string, Tensor<"F32">> = {};
-  for (const k of f.headers.keys()) out[k] = f.read(k) as Tensor<"F32">;
-  f.close();
-  return out;
-}
+const load = (name: string) => loadF32Tensors(path.join(CONF, name));
 
 /** Assert the conformance tolerance and return the max diff (for the report). */
 function close(got: Tensor<"F32"> | undefined, ref: Tensor<"F32">, what: string): number {
@@ -76,7 +70,11 @@ Deno.test("unet_io + unet_attention: output and every exposed intermediate", asy
   }
   assertEquals(attentionPositions(unet.layout), [3, 4, 5, 6, 7, 8, 9, 10, 11]);
   // The portable plain-ops attention kernel gives the same function.
-  const plainOps = await UNet.load(CONF, { cacheDir: CACHE, attention: "matmul", taps: ["up.pos07.attn2_out"] });
+  const plainOps = await UNet.load(CONF, {
+    cacheDir: CACHE,
+    attention: "matmul",
+    taps: ["up.pos07.attn2_out"],
+  });
   const rp = await plainOps.run(inputs(io));
   worst("unet_io", close(rp.eps, io["output.noise_pred"], "matmul-attention output"));
   await plainOps.release();
@@ -148,13 +146,7 @@ Deno.test("self-injection reproduces the plain pass; truncated taps equal full-v
   const feat = ["up.pos06.attn1_q", "up.pos07.attn1_q", "up.pos08.attn1_q"];
   const trunc = await UNet.load(CONF, { cacheDir: CACHE, taps: feat, truncate: true });
   const t = await trunc.run(inputs(io));
-  assertEquals(t.eps, undefined);
-  assertEquals(Object.keys(t.taps).sort(), feat);
-  for (const k of feat) assertEquals(maxAbsDiff(t.taps[k], a.taps[k]), 0, `${k} truncated vs full`);
-  assert(
-    fs.statSync(trunc.graph.path).size < fs.statSync(plain.graph.path).size,
-    "truncated graph is smaller",
-  );
+  assertTruncatedTaps(trunc, plain, t, a, feat, t.eps);
   assertEquals(evaluations.samples(trunc.variantName), 2);
   for (const u of [plain, injv, trunc]) await u.release();
 });

@@ -2,13 +2,14 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { assert, assertEquals, assertLess, assertRejects } from "../assert.ts";
+import { assert, assertEquals, assertRejects } from "../assert.ts";
 import { loadVae } from "../../pipeline/backbone/models/autoencoder.ts";
 import { AutoencoderKL, posteriorFromMoments } from "../../pipeline/backbone/models/vae.ts";
 import { UserError } from "../../pipeline/errors.ts";
 import { encodeSafetensors, parseSafetensors } from "../../pipeline/tensor/safetensors.ts";
-import { f32, maxAbs, maxAbsDiff, type Tensor, toF32 } from "../../pipeline/tensor/tensor.ts";
+import { f32, type Tensor, toF32 } from "../../pipeline/tensor/tensor.ts";
 import { SHARED } from "../shared.ts";
+import { closeTo } from "./conformance_io.ts";
 
 const VAE = `${SHARED}/conformance/vae`;
 const load = (p: string) => parseSafetensors(Deno.readFileSync(p), p);
@@ -16,11 +17,8 @@ const ref = load(`${SHARED}/conformance/vae_vectors.safetensors`);
 const R = (k: string) => ref.getF32(k);
 
 /** README rule: max |diff| ≤ 1e-4·max(1, max|ref|) per tensor. */
-function close(a: Tensor, name: string, report: Record<string, string>, b = R(name)): void {
-  const d = maxAbsDiff(toF32(a), b), tol = 1e-4 * Math.max(1, maxAbs(b));
-  report[name] = d.toExponential(2);
-  assertLess(d, tol, `${name}: max |diff| ${d} > ${tol}`);
-}
+const close = (a: Tensor, name: string, report: Record<string, string>, b = R(name)) =>
+  closeTo(a, b, name, report);
 
 Deno.test("AutoencoderKL matches every tensor of vae_vectors.safetensors", async () => {
   const t0 = performance.now();

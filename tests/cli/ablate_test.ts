@@ -4,8 +4,8 @@ import * as path from "node:path";
 import { assert, assertEquals, assertGreater } from "../assert.ts";
 import { ROOT } from "../shared.ts";
 import { tempDir } from "../dag/fixtures/util.ts";
+import { cli } from "./run_cli.ts";
 
-const ABLATE = path.join(ROOT, "pipeline/cli/ablate.ts");
 const STAGES = path.join(ROOT, "tests/dag/fixtures/register.ts");
 
 const CONFIG = `title: CLI demo
@@ -20,26 +20,8 @@ rows:
     knn: {k: 9}
 `;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function ablate(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const o = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", ABLATE, ...args],
-    env: { CI: "true", NO_COLOR: "1", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: o.code,
-    stdout: new TextDecoder().decode(o.stdout),
-    stderr: new TextDecoder().decode(o.stderr),
-  };
-}
+/** Run `ablate` as a child process. */
+const ablate = (args: string[], env: Record<string, string> = {}) => cli("ablate.ts", args, env);
 
 function setup(): { dir: string; cfg: string; common: string[] } {
   const dir = tempDir("cli");

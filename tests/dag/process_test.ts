@@ -4,6 +4,7 @@ import * as path from "node:path";
 import { assert, assertEquals } from "../assert.ts";
 import { testConfig, testStages } from "./fixtures/stages.ts";
 import { quietRunner, spawnChild, tempDir, waitForFile } from "./fixtures/util.ts";
+import { materialize } from "../../pipeline/dag/stage.ts";
 import { isProcessAlive, isStale, type LockInfo, processStartTime } from "../../pipeline/dag/lock.ts";
 
 const rowsFor = (units: string) => [{ name: "A", config: testConfig(), units: units.split(",") }];
@@ -53,8 +54,8 @@ Deno.test("runner: SIGKILL in the middle of writing an entry leaves nothing visi
   const cleanPlan = await clean.plan(testStages, rowsFor("u1"));
   for (const inst of plan.instances.values()) {
     assertEquals(
-      runner.store.read(inst.stage.name, inst.key).artifacts,
-      await clean.load(cleanPlan, inst.key),
+      materialize(runner.store.read(inst.stage.name, inst.key).artifacts),
+      materialize(await clean.load(cleanPlan, inst.key)),
     );
   }
 });

@@ -6,7 +6,7 @@ import { f32, i32, u8 } from "../../pipeline/tensor/tensor.ts";
 import { readSafetensors } from "../../pipeline/tensor/safetensors.ts";
 import { sha256Hex } from "../../pipeline/dag/hash.ts";
 import { tempDir } from "./fixtures/util.ts";
-import type { Artifacts } from "../../pipeline/dag/stage.ts";
+import { type Artifacts, materialize } from "../../pipeline/dag/stage.ts";
 
 const info = (key: string): EntryInfo => ({
   stage: "demo",
@@ -36,7 +36,7 @@ Deno.test("store: round trip of tensors, json and blobs; layout and manifest has
   for (const [rel, f] of Object.entries(m.files)) {
     assertEquals(sha256Hex(fs.readFileSync(path.join(dir, rel))), f.sha256);
   }
-  assertEquals(store.read("demo", "k1").artifacts, sample());
+  assertEquals(materialize(store.read("demo", "k1").artifacts), sample());
   // The tensor file is plain safetensors (readable by numpy/torch users).
   assertEquals(readSafetensors(path.join(dir, "tensors.safetensors")).keys().sort(), ["a", "idx", "lab"]);
   assertEquals(fs.readdirSync(store.tmpDir), []);
@@ -92,3 +92,41 @@ function flip(file: string): void {
   b[0] ^= 1;
   fs.writeFileSync(file, b);
 }
+
+Deno.test("store: streamed tensors are part of the entry, verified, and read lazily by rows", async () => {
+  const store = new ArtifactStore(tempDir());
+  const pending = store.begin(info("s"));
+  const sink = pending.output("big", "F32", [3, 2]);
+  sink.append(f32([1, 2], Float32Array.of(1, 2)));
+  sink.append(f32([2, 2], Float32Array.of(3, 4, 5, 6)));
+  assert(!store.has("demo", "s")); // invisible until committed
+  const m = await pending.commit(sample());
+  assertEquals(Object.keys(m.files).sort(), ["blobs/frame.png", "meta.json", "streams/big.safetensors", "tensors.safetensors"]);
+  const a = store.read("demo", "s").artifacts;
+  assertEquals(a.tensorInfo!("big"), { dtype: "F32", shape: [3, 2] });
+  assertEquals(Array.from(a.readRows!("big", 1, 3).data as Float32Array), [3, 4, 5, 6]);
+  assertEquals(Object.keys(a.tensors).sort(), ["a", "big", "idx", "lab"]);
+  assertEquals(Array.from(a.tensors.big.data as Float32Array), [1, 2, 3, 4, 5, 6]);
+  flip(path.join(store.entryDir("demo", "s"), "streams", "big.safetensors"));
+  assertThrows(() => store.read("demo", "s"), CorruptEntryError, "streams/big.safetensors: sha256 mismatch");
+  assertEquals(fs.readdirSync(store.tmpDir), []);
+});
+
+Deno.test("store: an aborted or incomplete stream leaves nothing behind", async () => {
+  const store = new ArtifactStore(tempDir());
+  const p1 = store.begin(info("a"));
+  p1.output("x", "U8", [2]).append(u8([1]));
+  p1.abort();
+  assertEquals(fs.readdirSync(store.tmpDir), []);
+  const p2 = store.begin(info("b"));
+  p2.output("x", "U8", [2]).append(u8([1]));
+  let msg = "";
+  try {
+    await p2.commit({ tensors: {}, json: {} });
+  } catch (e) {
+    msg = (e as Error).message;
+  }
+  assert(msg.includes(`"x" got 1 of its 2 rows`), msg);
+  assert(!store.has("demo", "b"));
+  assertEquals(fs.readdirSync(store.tmpDir), []);
+});

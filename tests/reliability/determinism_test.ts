@@ -21,11 +21,11 @@ import {
   tinyConfig,
 } from "./helpers.ts";
 
-/** `<stage>/<key>/tensors.safetensors` → bytes, for every entry of a cache. */
+/** `<stage>/<key>/tensors.safetensors` and `<stage>/<key>/streams/*.safetensors` → bytes, for every entry. */
 function cacheTensors(cache: string): Map<string, Uint8Array> {
   const out = new Map<string, Uint8Array>();
   for (const f of listFiles(cache)) {
-    if (f.endsWith("tensors.safetensors") && !f.startsWith(".")) {
+    if ((f.endsWith("tensors.safetensors") || /\/streams\/[^/]+\.safetensors$/.test(f)) && !f.startsWith(".")) {
       out.set(f, new Uint8Array(fs.readFileSync(path.join(cache, f))));
     }
   }

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import sharp from "sharp";
 import { assert, assertEquals, assertGreater, assertRejects } from "../assert.ts";
-import { cli, type SmallRun, smallRun, withTempDir } from "./small_run.ts";
+import { argsWithoutOverrides, cli, type SmallRun, smallRun, withTempDir } from "./small_run.ts";
 import { FIGURE_NAMES } from "../../pipeline/report/figures.ts";
 import {
   blendingPair,
@@ -89,16 +89,7 @@ Deno.test("figures: artifacts missing from the cache are named with the ablate c
   const r = await run();
   await withTempDir("figures", async (out) => {
     // Without the --set overrides the cache keys differ: nothing of this config is cached.
-    const res = await cli("figures.ts", [
-      "--config",
-      r.config,
-      "--cache",
-      r.cache,
-      "--out",
-      out,
-      "--only",
-      "qualitative,k_effect",
-    ]);
+    const res = await cli("figures.ts", argsWithoutOverrides(r, out, "qualitative,k_effect"));
     assertEquals(res.code, 2, res.stderr);
     assert(
       /skipped qualitative: "\w+" of row \w+, clip \S+ is not in the cache/.test(res.stderr),

@@ -9,6 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { ROOT, SHARED } from "../shared.ts";
+import { cli } from "../cli/run_cli.ts";
 
 /** The config and the overrides of the small run. */
 export const SMALL_CONFIG = path.join(ROOT, "configs", "small.yaml");
@@ -30,27 +31,14 @@ export interface SmallRun {
   args: string[];
 }
 
-/** Output of a CLI run as a child process. */
-export interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export { cli, type CliRun } from "../cli/run_cli.ts";
 
-/** Run a CLI module of pipeline/cli as a child process. */
-export async function cli(module: string, args: string[], env: Record<string, string> = {}): Promise<CliRun> {
-  const o = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", path.join(ROOT, "pipeline", "cli", module), ...args],
-    env: { CI: "true", NO_COLOR: "1", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: o.code,
-    stdout: new TextDecoder().decode(o.stdout),
-    stderr: new TextDecoder().decode(o.stderr),
-  };
+/**
+ * `--config … --cache … --out <out> --only <only>` without the run's `--set` overrides: none of the config's
+ * artifacts is cached under these keys (for the "missing artifact" messages of figures/notebooks).
+ */
+export function argsWithoutOverrides(r: SmallRun, out: string, only: string): string[] {
+  return ["--config", r.config, "--cache", r.cache, "--out", out, "--only", only];
 }
 
 /** Fill (or reuse) the small run's cache and results. */

@@ -47,6 +47,28 @@ export interface TransformerDims {
   linearProjection: boolean;
 }
 
+/** The dimensions a transformer block itself needs (channels = inner dim; head dim = ch / heads). */
+export type BlockDims = Pick<TransformerDims, "ch" | "heads">;
+
+/**
+ * A transformer (block) graph builder: weights under `prefix`, input `x`, cross-attention `context`; `hooks`
+ * apply to the (first) block. Returns the output value.
+ */
+export type TransformerBuilder<D, H> = (
+  g: GraphBuilder,
+  w: WeightSource,
+  prefix: string,
+  d: D,
+  x: string,
+  context: string,
+  hooks?: H,
+) => string;
+
+/** Builder of a BasicTransformerBlock on tokens. */
+export type BasicBlockBuilder = TransformerBuilder<BlockDims, TransformerHooks>;
+/** Builder of a Transformer2DModel on NCHW input. */
+export type Transformer2dBuilder = TransformerBuilder<TransformerDims, TransformerHooks>;
+
 /** Parameters of a diffusers Attention (q/k/v without bias, to_out.0 with bias). */
 export function attentionSpec(
   add: SpecFn,
@@ -80,8 +102,11 @@ export function basicTransformerBlockSpec(add: SpecFn, prefix: string, C: number
   feedForwardSpec(add, `${prefix}.ff`, C);
 }
 
-/** Parameters of a Transformer2DModel (SD spatial transformer with GEGLU feed-forward). */
-export function transformer2dSpec(add: SpecFn, prefix: string, d: TransformerDims): void {
+/**
+ * Parameters of a Transformer2DModel (SD spatial transformer with GEGLU feed-forward); `more` adds the parameters
+ * a subclass holds between the blocks and proj_out (SVD's temporal blocks).
+ */
+export function transformer2dSpec(add: SpecFn, prefix: string, d: TransformerDims, more?: () => void): void {
   const C = d.ch;
   normSpec(add, `${prefix}.norm`, C);
   add(`${prefix}.proj_in.weight`, d.linearProjection ? [C, C] : [C, C, 1, 1]);
@@ -89,6 +114,7 @@ export function transformer2dSpec(add: SpecFn, prefix: string, d: TransformerDim
   for (let t = 0; t < d.depth; t++) {
     basicTransformerBlockSpec(add, `${prefix}.transformer_blocks.${t}`, C, d.crossDim);
   }
+  more?.();
   add(`${prefix}.proj_out.weight`, d.linearProjection ? [C, C] : [C, C, 1, 1]);
   add(`${prefix}.proj_out.bias`, [C]);
 }
@@ -160,16 +186,8 @@ export function feedForwardGraph(g: GraphBuilder, w: WeightSource, prefix: strin
 }
 
 /** BasicTransformerBlock on tokens [B, N, C]; hooks apply only when given (block 0). */
-export function basicTransformerBlockGraph(
-  g: GraphBuilder,
-  w: WeightSource,
-  prefix: string,
-  d: TransformerDims,
-  x: string,
-  context: string,
-  hooks: TransformerHooks = {},
-): string {
-  return g.scope(prefix, () => {
+export const basicTransformerBlockGraph: BasicBlockBuilder = (g, w, prefix, d, x, context, hooks = {}) =>
+  g.scope(prefix, () => {
     const tap = hooks.tap ?? (() => {});
     const inj = hooks.inject ?? {};
     // Self-attention.
@@ -193,20 +211,18 @@ export function basicTransformerBlockGraph(
     const n3 = ln(g, w, `${prefix}.norm3`, h);
     return g.add(feedForwardGraph(g, w, `${prefix}.ff`, n3), h);
   });
-}
 
 /**
- * Transformer2DModel on NCHW x: GroupNorm(eps 1e-6) → proj_in (Linear on tokens, or 1×1 conv before
- * flattening) → transformer blocks → proj_out → + x. Tokens are row-major (token = row·w + col).
+ * The frame of a Transformer2DModel on NCHW x: GroupNorm(eps 1e-6) → proj_in (Linear on tokens, or 1×1 conv before
+ * flattening) → `blocks` on tokens [B, N, C] → proj_out → + x. Tokens are row-major (token = row·w + col).
  */
-export function transformer2dGraph(
+export function tokenTransformerGraph(
   g: GraphBuilder,
   w: WeightSource,
   prefix: string,
-  d: TransformerDims,
+  d: Pick<TransformerDims, "ch" | "groups" | "linearProjection">,
   x: string,
-  context: string,
-  hooks: TransformerHooks = {},
+  blocks: (tokens: string) => string,
 ): string {
   return g.scope(prefix, () => {
     const C = d.ch;
@@ -218,17 +234,7 @@ export function transformer2dGraph(
     h = d.linearProjection
       ? lin(g, w, `${prefix}.proj_in`, toTokens(h), true)
       : toTokens(conv1x1(`${prefix}.proj_in`, h));
-    for (let t = 0; t < d.depth; t++) {
-      h = basicTransformerBlockGraph(
-        g,
-        w,
-        `${prefix}.transformer_blocks.${t}`,
-        d,
-        h,
-        context,
-        t === 0 ? hooks : {},
-      );
-    }
+    h = blocks(h);
     const toImage = (t: string) => g.reshapeTo(g.transpose(t, [0, 2, 1]), xShape);
     h = d.linearProjection
       ? toImage(lin(g, w, `${prefix}.proj_out`, h, true))
@@ -236,3 +242,14 @@ export function transformer2dGraph(
     return g.add(h, x);
   });
 }
+
+/** Transformer2DModel on NCHW x ({@link tokenTransformerGraph} around `depth` BasicTransformerBlocks). */
+export const transformer2dGraph: Transformer2dBuilder = (g, w, prefix, d, x, context, hooks = {}) =>
+  tokenTransformerGraph(g, w, prefix, d, x, (tokens) => {
+    let h = tokens;
+    for (let t = 0; t < d.depth; t++) {
+      const block = `${prefix}.transformer_blocks.${t}`;
+      h = basicTransformerBlockGraph(g, w, block, d, h, context, t === 0 ? hooks : {});
+    }
+    return h;
+  });

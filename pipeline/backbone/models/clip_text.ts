@@ -6,48 +6,34 @@
  * causal one (as SD pipelines call it). A stored `position_ids` buffer is ignored (positions are 0..L−1).
  * @module
  */
-import * as path from "node:path";
-import { fail } from "../../errors.ts";
 import type { Tensor } from "../../tensor/tensor.ts";
 import { GraphBuilder } from "../onnx/builder.ts";
-import { createSession, evaluations, type Provider, type Session } from "../runtime.ts";
-import { type ParamSpec, SafetensorsWeights, type WeightSource } from "../weights/weight_map.ts";
-import { cfgEnum, cfgInt, cfgNum, findWeightsFile, type JsonConfig, readJsonConfig } from "./model_files.ts";
+import { evaluations, type Session } from "../runtime.ts";
+import type { ParamSpec, WeightSource } from "../weights/weight_map.ts";
+import * as encoder from "./clip_encoder.ts";
+import {
+  cfgInt,
+  componentSession,
+  type ComponentSessionOptions,
+  type JsonConfig,
+  loadComponent,
+  validatedWeights,
+} from "./model_files.ts";
 
 /** The parts of a CLIPTextConfig that shape the network. */
-export interface ClipTextConfig {
+export interface ClipTextConfig extends encoder.ClipEncoderConfig {
   vocabSize: number;
-  hiddenSize: number;
-  intermediateSize: number;
-  numLayers: number;
-  numHeads: number;
   maxPositions: number;
-  layerNormEps: number;
-  hiddenAct: "gelu" | "quick_gelu";
 }
 
 /** Parse and validate `text_encoder/config.json`. */
 export function parseClipTextConfig(c: JsonConfig): ClipTextConfig {
-  const arch = c.json.architectures;
-  if (
-    Array.isArray(arch) && !arch.some((a) => a === "CLIPTextModel" || a === "CLIPTextModelWithProjection")
-  ) {
-    fail(c.path, `"architectures" is ${JSON.stringify(arch)}; expected CLIPTextModel`);
-  }
-  const cfg: ClipTextConfig = {
+  encoder.expectArchitecture(c, ["CLIPTextModel", "CLIPTextModelWithProjection"]);
+  return {
     vocabSize: cfgInt(c, "vocab_size", 49408),
-    hiddenSize: cfgInt(c, "hidden_size", 512),
-    intermediateSize: cfgInt(c, "intermediate_size", 2048),
-    numLayers: cfgInt(c, "num_hidden_layers", 12),
-    numHeads: cfgInt(c, "num_attention_heads", 8),
     maxPositions: cfgInt(c, "max_position_embeddings", 77),
-    layerNormEps: cfgNum(c, "layer_norm_eps", 1e-5),
-    hiddenAct: cfgEnum(c, "hidden_act", ["gelu", "quick_gelu"], "quick_gelu"),
+    ...encoder.parseClipEncoder(c, { hidden: 512, intermediate: 2048, heads: 8 }),
   };
-  if (cfg.hiddenSize % cfg.numHeads !== 0) {
-    fail(c.path, `hidden_size ${cfg.hiddenSize} is not divisible by num_attention_heads ${cfg.numHeads}`);
-  }
-  return cfg;
 }
 
 const P = "text_model";
@@ -58,21 +44,7 @@ export function clipTextSpec(cfg: ClipTextConfig): ParamSpec {
   const s: ParamSpec = new Map();
   s.set(`${P}.embeddings.token_embedding.weight`, [cfg.vocabSize, C]);
   s.set(`${P}.embeddings.position_embedding.weight`, [cfg.maxPositions, C]);
-  for (let i = 0; i < cfg.numLayers; i++) {
-    const l = `${P}.encoder.layers.${i}`;
-    for (const p of ["q_proj", "k_proj", "v_proj", "out_proj"]) {
-      s.set(`${l}.self_attn.${p}.weight`, [C, C]);
-      s.set(`${l}.self_attn.${p}.bias`, [C]);
-    }
-    for (const n of ["layer_norm1", "layer_norm2"]) {
-      s.set(`${l}.${n}.weight`, [C]);
-      s.set(`${l}.${n}.bias`, [C]);
-    }
-    s.set(`${l}.mlp.fc1.weight`, [I, C]);
-    s.set(`${l}.mlp.fc1.bias`, [I]);
-    s.set(`${l}.mlp.fc2.weight`, [C, I]);
-    s.set(`${l}.mlp.fc2.bias`, [C]);
-  }
+  for (let i = 0; i < cfg.numLayers; i++) encoder.clipEncoderLayerSpec(s, `${P}.encoder.layers.${i}`, C, I);
   s.set(`${P}.final_layer_norm.weight`, [C]);
   s.set(`${P}.final_layer_norm.bias`, [C]);
   return s;
@@ -116,36 +88,30 @@ export function buildClipText(cfg: ClipTextConfig, w: WeightSource, opts: ClipGr
     LL,
     g.i64([0, 1]),
   ]);
-  const ln = (x: string, key: string) =>
-    g.layerNorm(x, { eps: cfg.layerNormEps, weight: w.take(`${key}.weight`), bias: w.take(`${key}.bias`) });
-  const lin = (x: string, key: string) =>
-    g.linear(x, { weight: w.take(`${key}.weight`), bias: w.take(`${key}.bias`) }, key.split(".").at(-1));
+  // Causal self-attention of q, k, v [B, L, C] (explicit ops: the fused kernel takes no additive mask).
   const heads4 = (t: string, perm: number[]) => g.transpose(g.reshape(t, [0, 0, heads, d]), perm);
+  const attend = (q: string, k: string, v: string) => {
+    const scores = g.add(
+      g.mul(g.matmul(heads4(q, [0, 2, 1, 3]), heads4(k, [0, 2, 3, 1])), g.scalar(d ** -0.5)),
+      mask,
+    );
+    return g.reshape(g.transpose(g.matmul(g.softmax(scores, -1), heads4(v, [0, 2, 1, 3])), [0, 2, 1, 3]), [
+      0,
+      0,
+      C,
+    ]);
+  };
+  const p = { hidden: C, heads, eps: cfg.layerNormEps, act: cfg.hiddenAct, attend };
   for (let i = 0; i < cfg.numLayers; i++) {
-    const l = `${P}.encoder.layers.${i}`;
-    h = g.scope(`layers.${i}`, () => {
-      const x = ln(h, `${l}.layer_norm1`);
-      const q = heads4(lin(x, `${l}.self_attn.q_proj`), [0, 2, 1, 3]); // [B, H, L, d]
-      const kT = heads4(lin(x, `${l}.self_attn.k_proj`), [0, 2, 3, 1]); // [B, H, d, L]
-      const v = heads4(lin(x, `${l}.self_attn.v_proj`), [0, 2, 1, 3]);
-      const scores = g.add(g.mul(g.matmul(q, kT), g.scalar(d ** -0.5)), mask);
-      const a = g.reshape(g.transpose(g.matmul(g.softmax(scores, -1), v), [0, 2, 1, 3]), [0, 0, C]);
-      const r = g.add(h, lin(a, `${l}.self_attn.out_proj`));
-      let m = lin(ln(r, `${l}.layer_norm2`), `${l}.mlp.fc1`);
-      m = cfg.hiddenAct === "gelu" ? g.gelu(m) : g.mul(m, g.op("Sigmoid", [g.mul(m, g.scalar(1.702))]));
-      return g.add(r, lin(m, `${l}.mlp.fc2`));
-    });
+    h = encoder.clipEncoderLayerGraph(g, w, `${P}.encoder.layers.${i}`, h, p);
     if (opts.taps) g.output(`debug.encoder.layer${i}.out`, h);
   }
-  g.output("last_hidden_state", ln(h, `${P}.final_layer_norm`));
+  g.output("last_hidden_state", encoder.clipLayerNorm(g, w, h, `${P}.final_layer_norm`, cfg.layerNormEps));
   return g.toBytes();
 }
 
 /** Options of {@link ClipTextModel.load}. */
-export interface ClipLoadOptions extends ClipGraphOptions {
-  provider?: Provider;
-  threads?: number;
-}
+export interface ClipLoadOptions extends ClipGraphOptions, ComponentSessionOptions {}
 
 /** A loaded CLIP text encoder. */
 export class ClipTextModel {
@@ -153,21 +119,12 @@ export class ClipTextModel {
 
   /** Build from a transformers `text_encoder/` folder (config.json + weights). */
   static async load(folder: string, opts: ClipLoadOptions = {}): Promise<ClipTextModel> {
-    const configPath = path.join(folder, "config.json");
-    const cfg = parseClipTextConfig(readJsonConfig(configPath));
-    const file = findWeightsFile(folder);
-    const w = new SafetensorsWeights(file);
-    let bytes: Uint8Array;
-    try {
-      w.validate(clipTextSpec(cfg), { configPath, ignore: IGNORED_CLIP_KEYS });
-      bytes = buildClipText(cfg, w, opts);
-    } finally {
-      w.close();
-    }
-    return new ClipTextModel(
-      cfg,
-      await createSession({ bytes }, { provider: opts.provider, threads: opts.threads, label: file }),
-    );
+    const { cfg, file, built } = loadComponent(folder, {
+      parse: parseClipTextConfig,
+      open: validatedWeights(clipTextSpec, IGNORED_CLIP_KEYS),
+      build: (cfg, w) => buildClipText(cfg, w, opts),
+    });
+    return new ClipTextModel(cfg, await componentSession(built, file, opts));
   }
 
   /** last_hidden_state [B, L, C] for token ids [B, L] (I64 or I32; ids must be < vocab_size). */

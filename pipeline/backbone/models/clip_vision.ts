@@ -11,52 +11,43 @@
  * the caller's; {@link clipNormalize} applies the CLIP mean/std to [0, 1] pixels.
  * @module
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { fail } from "../../errors.ts";
 import { f32, type Tensor } from "../../tensor/tensor.ts";
 import { GraphBuilder } from "../onnx/builder.ts";
-import { createSession, evaluations, type Provider, type Session } from "../runtime.ts";
+import { evaluations, type Session } from "../runtime.ts";
 import { expectPipeline } from "../weights/diffusers.ts";
-import { type ParamSpec, SafetensorsWeights, type WeightSource } from "../weights/weight_map.ts";
+import type { ParamSpec, WeightSource } from "../weights/weight_map.ts";
 import { linearFrom } from "./attention.ts";
-import { cfgEnum, cfgInt, cfgNum, findWeightsFile, type JsonConfig, readJsonConfig } from "./model_files.ts";
+import {
+  type ClipEncoderConfig,
+  clipEncoderLayerGraph,
+  clipEncoderLayerSpec,
+  clipLayerNorm,
+  expectArchitecture,
+  parseClipEncoder,
+} from "./clip_encoder.ts";
+import * as files from "./model_files.ts";
+
+export { clipEncoderLayerGraph, clipEncoderLayerSpec } from "./clip_encoder.ts";
 
 /** The parts of a CLIPVisionConfig that shape the network. */
-export interface ClipVisionConfig {
-  hiddenSize: number;
-  intermediateSize: number;
-  numLayers: number;
-  numHeads: number;
+export interface ClipVisionConfig extends ClipEncoderConfig {
   imageSize: number;
   patchSize: number;
   numChannels: number;
   projectionDim: number;
-  layerNormEps: number;
-  hiddenAct: "gelu" | "quick_gelu";
 }
 
 /** Parse and validate `image_encoder/config.json`. */
-export function parseClipVisionConfig(c: JsonConfig): ClipVisionConfig {
-  const arch = c.json.architectures;
-  if (Array.isArray(arch) && !arch.includes("CLIPVisionModelWithProjection")) {
-    fail(c.path, `"architectures" is ${JSON.stringify(arch)}; expected CLIPVisionModelWithProjection`);
-  }
+export function parseClipVisionConfig(c: files.JsonConfig): ClipVisionConfig {
+  expectArchitecture(c, ["CLIPVisionModelWithProjection"]);
   const cfg: ClipVisionConfig = {
-    hiddenSize: cfgInt(c, "hidden_size", 768),
-    intermediateSize: cfgInt(c, "intermediate_size", 3072),
-    numLayers: cfgInt(c, "num_hidden_layers", 12),
-    numHeads: cfgInt(c, "num_attention_heads", 12),
-    imageSize: cfgInt(c, "image_size", 224),
-    patchSize: cfgInt(c, "patch_size", 32),
-    numChannels: cfgInt(c, "num_channels", 3),
-    projectionDim: cfgInt(c, "projection_dim", 512),
-    layerNormEps: cfgNum(c, "layer_norm_eps", 1e-5),
-    hiddenAct: cfgEnum(c, "hidden_act", ["gelu", "quick_gelu"], "quick_gelu"),
+    ...parseClipEncoder(c, { hidden: 768, intermediate: 3072, heads: 12 }),
+    imageSize: files.cfgInt(c, "image_size", 224),
+    patchSize: files.cfgInt(c, "patch_size", 32),
+    numChannels: files.cfgInt(c, "num_channels", 3),
+    projectionDim: files.cfgInt(c, "projection_dim", 512),
   };
-  if (cfg.hiddenSize % cfg.numHeads !== 0) {
-    fail(c.path, `hidden_size ${cfg.hiddenSize} is not divisible by num_attention_heads ${cfg.numHeads}`);
-  }
   if (cfg.imageSize % cfg.patchSize !== 0) {
     fail(c.path, `image_size ${cfg.imageSize} is not a multiple of patch_size ${cfg.patchSize}`);
   }
@@ -64,22 +55,6 @@ export function parseClipVisionConfig(c: JsonConfig): ClipVisionConfig {
 }
 
 const P = "vision_model";
-
-/** Parameters of one CLIP encoder layer (transformers names) of width C and MLP width I. */
-export function clipEncoderLayerSpec(spec: ParamSpec, prefix: string, C: number, I: number): void {
-  for (const p of ["q_proj", "k_proj", "v_proj", "out_proj"]) {
-    spec.set(`${prefix}.self_attn.${p}.weight`, [C, C]);
-    spec.set(`${prefix}.self_attn.${p}.bias`, [C]);
-  }
-  for (const n of ["layer_norm1", "layer_norm2"]) {
-    spec.set(`${prefix}.${n}.weight`, [C]);
-    spec.set(`${prefix}.${n}.bias`, [C]);
-  }
-  spec.set(`${prefix}.mlp.fc1.weight`, [I, C]);
-  spec.set(`${prefix}.mlp.fc1.bias`, [I]);
-  spec.set(`${prefix}.mlp.fc2.weight`, [C, I]);
-  spec.set(`${prefix}.mlp.fc2.bias`, [C]);
-}
 
 /** Expected parameters of CLIPVisionModelWithProjection. */
 export function clipVisionSpec(cfg: ClipVisionConfig): ParamSpec {
@@ -102,35 +77,6 @@ export function clipVisionSpec(cfg: ClipVisionConfig): ParamSpec {
 /** Keys a vision checkpoint may carry that the embedding never reads. */
 export const IGNORED_CLIP_VISION_KEYS = (k: string) => k === `${P}.embeddings.position_ids`;
 
-/**
- * One pre-LN CLIP encoder layer on tokens h [B, L, C]: h += out_proj(attn(layer_norm1(h))) (q/k/v with biases,
- * softmax(q·kᵀ/√d), no mask); h += fc2(act(fc1(layer_norm2(h)))), act = exact GELU or x·σ(1.702x).
- */
-export function clipEncoderLayerGraph(
-  g: GraphBuilder,
-  w: WeightSource,
-  prefix: string,
-  h: string,
-  p: { hidden: number; heads: number; eps: number; act: "gelu" | "quick_gelu" },
-): string {
-  return g.scope(prefix, () => {
-    const ln = (x: string, key: string) =>
-      g.layerNorm(x, { eps: p.eps, weight: w.take(`${key}.weight`), bias: w.take(`${key}.bias`) });
-    const lin = (x: string, key: string) => linearFrom(g, w, key, x, true);
-    const x = ln(h, `${prefix}.layer_norm1`);
-    const a = g.attention(
-      lin(x, `${prefix}.self_attn.q_proj`),
-      lin(x, `${prefix}.self_attn.k_proj`),
-      lin(x, `${prefix}.self_attn.v_proj`),
-      { heads: p.heads, headDim: p.hidden / p.heads },
-    );
-    const r = g.add(h, lin(a, `${prefix}.self_attn.out_proj`));
-    let m = lin(ln(r, `${prefix}.layer_norm2`), `${prefix}.mlp.fc1`);
-    m = p.act === "gelu" ? g.gelu(m) : g.mul(m, g.op("Sigmoid", [g.mul(m, g.scalar(1.702))]));
-    return g.add(r, lin(m, `${prefix}.mlp.fc2`));
-  });
-}
-
 /** The image-encoder graph (weights validated by the caller against {@link clipVisionSpec}). */
 export function buildClipVision(cfg: ClipVisionConfig, w: WeightSource): Uint8Array {
   const g = new GraphBuilder({ name: "clip_vision" });
@@ -149,8 +95,7 @@ export function buildClipVision(cfg: ClipVisionConfig, w: WeightSource): Uint8Ar
     g.concat([cls, tokens], 1),
     g.initializer(w.take(`${P}.embeddings.position_embedding.weight`), "position_embedding"),
   );
-  const ln = (x: string, key: string) =>
-    g.layerNorm(x, { eps: cfg.layerNormEps, weight: w.take(`${key}.weight`), bias: w.take(`${key}.bias`) });
+  const ln = (x: string, key: string) => clipLayerNorm(g, w, x, key, cfg.layerNormEps);
   h = ln(h, `${P}.pre_layrnorm`);
   const p = { hidden: C, heads: cfg.numHeads, eps: cfg.layerNormEps, act: cfg.hiddenAct };
   for (let i = 0; i < cfg.numLayers; i++) h = clipEncoderLayerGraph(g, w, `${P}.encoder.layers.${i}`, h, p);
@@ -179,10 +124,7 @@ export function clipNormalize(images01: Tensor<"F32">): Tensor<"F32"> {
 }
 
 /** Options of {@link ClipVisionModel.load}. */
-export interface ClipVisionLoadOptions {
-  provider?: Provider;
-  threads?: number;
-}
+export interface ClipVisionLoadOptions extends files.ComponentSessionOptions {}
 
 /** A loaded CLIP image encoder. */
 export class ClipVisionModel {
@@ -191,23 +133,12 @@ export class ClipVisionModel {
   /** Build from an SVD pipeline folder (uses `image_encoder/`) or the `image_encoder/` folder itself. */
   static async load(folder: string, opts: ClipVisionLoadOptions = {}): Promise<ClipVisionModel> {
     expectPipeline(folder, "svd", "image_encoder");
-    const sub = path.join(folder, "image_encoder");
-    const dir = fs.existsSync(path.join(sub, "config.json")) ? sub : folder;
-    const configPath = path.join(dir, "config.json");
-    const cfg = parseClipVisionConfig(readJsonConfig(configPath));
-    const file = findWeightsFile(dir);
-    const w = new SafetensorsWeights(file);
-    let bytes: Uint8Array;
-    try {
-      w.validate(clipVisionSpec(cfg), { configPath, ignore: IGNORED_CLIP_VISION_KEYS });
-      bytes = buildClipVision(cfg, w);
-    } finally {
-      w.close();
-    }
-    return new ClipVisionModel(
-      cfg,
-      await createSession({ bytes }, { provider: opts.provider, threads: opts.threads, label: file }),
-    );
+    const { cfg, file, built } = files.loadComponent(files.componentDir(folder, "image_encoder"), {
+      parse: parseClipVisionConfig,
+      open: files.validatedWeights(clipVisionSpec, IGNORED_CLIP_VISION_KEYS),
+      build: buildClipVision,
+    });
+    return new ClipVisionModel(cfg, await files.componentSession(built, file, opts));
   }
 
   /** image_embeds [B, projection_dim] for CLIP-normalised pixels [B, 3, S, S]. */

@@ -11,8 +11,8 @@
  * @module
  */
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
+import { benchArg, benchOptions, graphFacts } from "../bench_common.ts";
 import { gaussianNoise } from "../sampler/noise.ts";
 import { svdAddedTimeIds } from "../sampler/svd.ts";
 import { RandomWeights } from "../weights/weight_map.ts";
@@ -73,23 +73,15 @@ export function temporalQkBytes(
   return total;
 }
 
-function arg(name: string, def: string): string {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Deno.args[i + 1] : def;
-}
-
 function peakRssMB(): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync("/proc/self/status", "utf8"));
   return m ? Math.round(Number(m[1]) / 1024) : -1;
 }
 
 async function main(): Promise<void> {
-  const which = arg("config", "svd");
-  const W = Number(arg("width", "576")), H = Number(arg("height", "320"));
-  const F = Number(arg("frames", "14")), B = Number(arg("batch", "1"));
-  const dtype = arg("dtype", "fp32") as "fp32" | "fp16";
-  const cacheDir = arg("cache-dir", path.join(os.tmpdir(), "vidseg-svd-bench-graphs"));
-  const run = !Deno.args.includes("--no-run");
+  const { which, dtype, cacheDir, run } = benchOptions("svd", "vidseg-svd-bench-graphs");
+  const W = Number(benchArg("width", "576")), H = Number(benchArg("height", "320"));
+  const F = Number(benchArg("frames", "14")), B = Number(benchArg("batch", "1"));
   const t0 = performance.now();
   let unet: SvdUNet;
   let params: number;
@@ -116,13 +108,8 @@ async function main(): Promise<void> {
     config: which,
     params,
     dtype,
-    built: unet.graph.built,
-    buildMs: Math.round(unet.graph.buildMs),
+    ...graphFacts(unet.graph),
     sessionMs: Math.round(loadMs - unet.graph.buildMs),
-    external: unet.graph.external,
-    onnxBytes: fs.statSync(unet.graph.path).size,
-    graphBytes: unet.graph.bytes,
-    threads: navigator.hardwareConcurrency,
     temporalQkMBPerStep: {
       fp32_cond: Math.round(qk(1, 4) / 2 ** 20),
       fp32_cfg: Math.round(qk(2, 4) / 2 ** 20),

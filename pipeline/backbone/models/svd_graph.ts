@@ -36,15 +36,16 @@ import {
   SVD_TRANSFORMER_TAPS,
   transformerSpatioTemporalGraph,
 } from "./svd_transformer.ts";
+import { timeEmbeddingGraph, timestepMlpGraph, type UNetBlocks, unetBody } from "./unet_graph.ts";
 import {
   attentionPositions,
+  checkUNetOptions,
+  injectInput,
   posLabel,
+  tapEmitter,
   tapName,
-  timestepMlpGraph,
-  type UNetBlocks,
-  unetBody,
-} from "./unet_graph.ts";
-import { upPositions } from "./unet_config.ts";
+  unetTapNames,
+} from "./unet_taps.ts";
 
 /** Where the position-`modulationPosition` modulation is added (ALGORITHM.md §8.2 SVD: both). */
 export type SvdModulationTarget = "spatial" | "temporal";
@@ -65,49 +66,20 @@ export interface SvdBuildOptions {
 
 /** Every tap name an SVD layout offers. */
 export function svdAvailableTaps(l: SvdLayout): string[] {
-  const out = [
-    "debug.time_proj",
-    "debug.time_embedding",
-    "debug.add_time_proj",
-    "debug.add_embedding",
-    "debug.conv_in",
-  ];
-  l.down.forEach((_, i) => out.push(`debug.down_block${i}.out`));
-  out.push("debug.mid_block.out");
-  const per = l.layersPerBlock + 1;
-  l.up.forEach((lvl, j) => {
-    for (let k = 0; k < per; k++) {
-      const i = j * per + k;
-      out.push(`debug.${posLabel(i)}.spatial_res_block`, `debug.${posLabel(i)}.temporal_res_block`);
-      out.push(tapName(i, "resnet"), tapName(i, "out"));
-      if (lvl.attention) { for (const kind of SVD_TRANSFORMER_TAPS) out.push(`${posLabel(i)}.${kind}`); }
-    }
-    if (lvl.upsample) out.push(`up.block${j}.upsampler`);
-  });
-  return out;
+  const head = ["time_proj", "time_embedding", "add_time_proj", "add_embedding", "conv_in"].map((t) =>
+    `debug.${t}`
+  );
+  return unetTapNames(l, head, (i, attn) => [
+    `debug.${posLabel(i)}.spatial_res_block`,
+    `debug.${posLabel(i)}.temporal_res_block`,
+    tapName(i, "resnet"),
+    tapName(i, "out"),
+    ...(attn ? SVD_TRANSFORMER_TAPS.map((kind) => `${posLabel(i)}.${kind}`) : []),
+  ]);
 }
 
 /** Check options against the layout; problems are one UserError line. */
 export function checkSvdBuildOptions(l: SvdLayout, o: SvdBuildOptions): void {
-  const avail = new Set(svdAvailableTaps(l));
-  const attn = attentionPositions(l);
-  for (const t of o.taps ?? []) {
-    if (!avail.has(t)) {
-      fail(
-        "svd unet taps",
-        `unknown tap "${t}" (this UNet offers e.g. ${posLabel(attn[0] ?? 0)}.spatial.attn1_q; positions 0..${
-          upPositions(l) - 1
-        })`,
-      );
-    }
-  }
-  const m = o.modulationPosition;
-  if (m !== undefined && m !== null && !attn.includes(m)) {
-    fail(
-      "modulation.block",
-      `up-path position ${m} has no transformer (positions with one: ${attn.join(", ")})`,
-    );
-  }
   const targets = o.modulationTargets ?? ["spatial", "temporal"];
   if (!targets.length || targets.some((t) => t !== "spatial" && t !== "temporal")) {
     fail(
@@ -115,17 +87,13 @@ export function checkSvdBuildOptions(l: SvdLayout, o: SvdBuildOptions): void {
       `expected a non-empty subset of spatial, temporal, got ${JSON.stringify(targets)}`,
     );
   }
-  for (const p of o.injectPositions ?? []) {
-    if (!attn.includes(p)) {
-      fail(
-        "unet injection",
-        `up-path position ${p} has no transformer (positions with one: ${attn.join(", ")})`,
-      );
-    }
-  }
-  if (o.truncate && !(o.taps ?? []).length) {
-    fail("unet truncate", "a truncated variant needs at least one tap");
-  }
+  checkUNetOptions(l, o, svdAvailableTaps(l), {
+    tapsKey: "svd unet taps",
+    tapExample: `${posLabel(attentionPositions(l)[0] ?? 0)}.spatial.attn1_q`,
+    noModulation: "has no transformer",
+    noInjection: "has no transformer",
+    validList: "positions with one",
+  });
 }
 
 /** Build the SVD UNet into `g` (inputs and outputs: see module doc). */
@@ -136,11 +104,7 @@ export function buildSvdUNetGraph(
   o: SvdBuildOptions = {},
 ): void {
   checkSvdBuildOptions(l, o);
-  const remaining = new Set(o.taps ?? []);
-  const emit = (name: string, v: string) => {
-    if (remaining.delete(name)) g.output(name, g.toF32(v));
-  };
-  const done = () => o.truncate === true && remaining.size === 0;
+  const { emit, done } = tapEmitter(g, o);
   const C0 = l.blockOut[0], T = l.timeEmbedDim;
 
   const sample5 = g.toCompute(g.input("sample", "F32", ["batch", "frames", l.inChannels, "height", "width"]));
@@ -150,13 +114,7 @@ export function buildSvdUNetGraph(
   const video = videoContext(g, sample5);
 
   // emb = time_embedding(time_proj(t)) + add_embedding(add_time_proj(ids) as [B, n_ids·dim]), one row per frame.
-  const tproj = g.scope(
-    "time_proj",
-    () => g.timestepEmbedding(timestep, { dim: C0, flipSinToCos: true, freqShift: 0 }),
-  );
-  emit("debug.time_proj", tproj);
-  const temb = timestepMlpGraph(g, w, "time_embedding", tproj);
-  emit("debug.time_embedding", temb);
+  const temb = timeEmbeddingGraph(g, w, timestep, { dim: C0, flipSinToCos: true, freqShift: 0 }, emit);
   const aproj = g.scope(
     "add_time_proj",
     () =>
@@ -231,14 +189,7 @@ function positionHooks(
     const j = Math.floor(i / per);
     const hooks: SpatioTemporalHooks = { tap: (kind, v) => emit(`${posLabel(i)}.${kind}`, v) };
     if (injected.has(i)) {
-      const inp = (kind: string) =>
-        g.toCompute(
-          g.input(`inject.${posLabel(i).slice(3)}.temporal.${kind}`, "F32", [
-            `batch_tokens${j}`,
-            "frames",
-            C,
-          ]),
-        );
+      const inp = (kind: string) => injectInput(g, i, `temporal.${kind}`, [`batch_tokens${j}`, "frames", C]);
       hooks.injectTemporal = { q: inp("attn1_q"), k: inp("attn1_k") };
     }
     if (o.modulationPosition === i) {

@@ -11,18 +11,20 @@
 import type { GraphBuilder } from "../onnx/builder.ts";
 import type { WeightSource } from "../weights/weight_map.ts";
 import {
-  attentionGraph,
-  attentionSpec,
   basicTransformerBlockGraph,
   basicTransformerBlockSpec,
   feedForwardGraph,
   feedForwardSpec,
   layerNormFrom,
-  linearFrom,
+  tokenTransformerGraph,
+  transformer2dSpec,
+  type TransformerBuilder,
+  type TransformerDims,
 } from "./attention.ts";
-import { alphaBlendGraph, alphaBlendSpec, groupNormFrom, normSpec, type SpecFn } from "./resnet.ts";
+import { alphaBlendGraph, alphaBlendSpec, normSpec, type SpecFn } from "./resnet.ts";
 import { dimsOf, dynShape, fromTemporalTokens, toTemporalTokens, type VideoContext } from "./svd_blocks.ts";
 import { timestepMlpGraph } from "./unet_graph.ts";
+import { timestepMlpSpec } from "./unet_spec.ts";
 
 /** Tap kinds of one video transformer (tensor layouts as in conformance-svd `unet_attention`). */
 export const SVD_TRANSFORMER_TAPS = [
@@ -66,82 +68,72 @@ export interface SpatioTemporalDims {
   depth: number;
 }
 
-/** Parameters of a TemporalBasicTransformerBlock (dim = time_mix_inner_dim = C, cross-attention to crossDim). */
-export function temporalBlockSpec(add: SpecFn, prefix: string, C: number, crossDim: number): void {
-  normSpec(add, `${prefix}.norm_in`, C);
-  feedForwardSpec(add, `${prefix}.ff_in`, C);
-  normSpec(add, `${prefix}.norm1`, C);
-  attentionSpec(add, `${prefix}.attn1`, C, C, C);
-  normSpec(add, `${prefix}.norm2`, C);
-  attentionSpec(add, `${prefix}.attn2`, C, crossDim, C);
-  normSpec(add, `${prefix}.norm3`, C);
-  feedForwardSpec(add, `${prefix}.ff`, C);
-}
-
-/** Parameters of a TransformerSpatioTemporalModel. */
-export function transformerSpatioTemporalSpec(add: SpecFn, prefix: string, d: SpatioTemporalDims): void {
-  const C = d.ch;
-  normSpec(add, `${prefix}.norm`, C);
-  add(`${prefix}.proj_in.weight`, [C, C]);
-  add(`${prefix}.proj_in.bias`, [C]);
-  for (let t = 0; t < d.depth; t++) {
-    basicTransformerBlockSpec(add, `${prefix}.transformer_blocks.${t}`, C, d.crossDim);
-  }
-  for (let t = 0; t < d.depth; t++) {
-    temporalBlockSpec(add, `${prefix}.temporal_transformer_blocks.${t}`, C, d.crossDim);
-  }
-  add(`${prefix}.time_pos_embed.linear_1.weight`, [4 * C, C]);
-  add(`${prefix}.time_pos_embed.linear_1.bias`, [4 * C]);
-  add(`${prefix}.time_pos_embed.linear_2.weight`, [C, 4 * C]);
-  add(`${prefix}.time_pos_embed.linear_2.bias`, [C]);
-  alphaBlendSpec(add, `${prefix}.time_mixer`);
-  add(`${prefix}.proj_out.weight`, [C, C]);
-  add(`${prefix}.proj_out.bias`, [C]);
+/** The SD Transformer2DModel frame of a TransformerSpatioTemporalModel (GroupNorm 32, Linear projections). */
+function frameDims(d: SpatioTemporalDims): TransformerDims {
+  return {
+    ch: d.ch,
+    heads: d.heads,
+    crossDim: d.crossDim,
+    groups: 32,
+    depth: d.depth,
+    linearProjection: true,
+  };
 }
 
 /**
- * TemporalBasicTransformerBlock on temporal tokens z [B·N, F, C] (its reshapes are done by the caller):
- * z += ff_in(norm_in(z)); z += attn1(norm1(z)) (self-attention over the F frames of one token);
- * z += attn2(norm2(z), context); z += ff(norm3(z)).
+ * Parameters of a TemporalBasicTransformerBlock (dim = time_mix_inner_dim = C, cross-attention to crossDim):
+ * norm_in + ff_in, then the parameters of a BasicTransformerBlock.
  */
-export function temporalBlockGraph(
-  g: GraphBuilder,
-  w: WeightSource,
-  prefix: string,
-  d: SpatioTemporalDims,
-  z: string,
-  context: string,
-  hooks: SpatioTemporalHooks = {},
-): string {
-  return g.scope(prefix, () => {
-    const tap = hooks.tap ?? (() => {});
-    let h = g.add(feedForwardGraph(g, w, `${prefix}.ff_in`, layerNormFrom(g, w, `${prefix}.norm_in`, z)), z);
-    const n1 = layerNormFrom(g, w, `${prefix}.norm1`, h);
-    h = g.add(
-      attentionGraph(g, w, `${prefix}.attn1`, n1, n1, d.ch, d.heads, {
-        q: hooks.injectTemporal?.q,
-        k: hooks.injectTemporal?.k,
-        add: hooks.modulationTemporal,
-        tap: (kind, v) => tap(`temporal.attn1_${kind}`, v),
-      }),
-      h,
-    );
-    const n2 = layerNormFrom(g, w, `${prefix}.norm2`, h);
-    h = g.add(
-      attentionGraph(g, w, `${prefix}.attn2`, n2, context, d.ch, d.heads, {
-        tap: (kind, v) => tap(`temporal.attn2_${kind}`, v),
-      }),
-      h,
-    );
-    return g.add(feedForwardGraph(g, w, `${prefix}.ff`, layerNormFrom(g, w, `${prefix}.norm3`, h)), h);
+export function temporalBlockSpec(add: SpecFn, prefix: string, C: number, crossDim: number): void {
+  normSpec(add, `${prefix}.norm_in`, C);
+  feedForwardSpec(add, `${prefix}.ff_in`, C);
+  basicTransformerBlockSpec(add, prefix, C, crossDim);
+}
+
+/** Parameters of a TransformerSpatioTemporalModel: a Transformer2DModel plus temporal blocks, time_pos_embed, α. */
+export function transformerSpatioTemporalSpec(add: SpecFn, prefix: string, d: SpatioTemporalDims): void {
+  const C = d.ch;
+  transformer2dSpec(add, prefix, frameDims(d), () => {
+    for (let t = 0; t < d.depth; t++) {
+      temporalBlockSpec(add, `${prefix}.temporal_transformer_blocks.${t}`, C, d.crossDim);
+    }
+    timestepMlpSpec(add, `${prefix}.time_pos_embed`, C, 4 * C, C);
+    alphaBlendSpec(add, `${prefix}.time_mixer`);
   });
 }
 
 /**
- * TransformerSpatioTemporalModel on frames x [B·F, C, H, W]: GroupNorm(32, 1e-6) → tokens [B·F, N, C] (n = r·W + c)
- * → proj_in → per block pair: xs = spatial block (cross-attention to `contextFrames` [B·F, S, D]);
- * xt = temporal block of (xs + time_pos_embed(frame index)) with context = each video's `context` [B, S, D]
- * (frame 0 of the repeated one) for all its tokens; mixed = α·xs + (1 − α)·xt → proj_out → NCHW → + x.
+ * TemporalBasicTransformerBlock on temporal tokens z [B·N, F, C] (its reshapes are done by the caller):
+ * z += ff_in(norm_in(z)), then a BasicTransformerBlock (self-attention over the F frames of one token, cross-attention
+ * to `context`, GEGLU feed-forward) with the temporal hooks.
+ */
+export const temporalBlockGraph: TransformerBuilder<SpatioTemporalDims, SpatioTemporalHooks> = (
+  g,
+  w,
+  prefix,
+  d,
+  z,
+  context,
+  hooks = {},
+) => {
+  const tap = hooks.tap ?? (() => {});
+  const h = g.scope(
+    prefix,
+    () => g.add(feedForwardGraph(g, w, `${prefix}.ff_in`, layerNormFrom(g, w, `${prefix}.norm_in`, z)), z),
+  );
+  return basicTransformerBlockGraph(g, w, prefix, d, h, context, {
+    tap: (kind, v) => tap(`temporal.${kind}`, v),
+    inject: { attn1_q: hooks.injectTemporal?.q, attn1_k: hooks.injectTemporal?.k },
+    attn1Modulation: hooks.modulationTemporal,
+  });
+};
+
+/**
+ * TransformerSpatioTemporalModel on frames x [B·F, C, H, W]: the Transformer2DModel frame (GroupNorm(32, 1e-6) →
+ * tokens [B·F, N, C] (n = r·W + c) → proj_in … proj_out → NCHW → + x) around block pairs: xs = spatial block
+ * (cross-attention to `contextFrames` [B·F, S, D]); xt = temporal block of (xs + time_pos_embed(frame index)) with
+ * context = each video's `context` [B, S, D] (frame 0 of the repeated one) for all its tokens;
+ * mixed = α·xs + (1 − α)·xt.
  */
 export function transformerSpatioTemporalGraph(
   g: GraphBuilder,
@@ -154,17 +146,9 @@ export function transformerSpatioTemporalGraph(
   v: VideoContext,
   hooks: SpatioTemporalHooks = {},
 ): string {
-  return g.scope(prefix, () => {
-    const C = d.ch;
-    const xShape = g.shape(x);
-    const normed = groupNormFrom(g, w, `${prefix}.norm`, x, 32, 1e-6);
-    let h = linearFrom(
-      g,
-      w,
-      `${prefix}.proj_in`,
-      g.transpose(g.reshape(normed, [0, C, -1]), [0, 2, 1]),
-      true,
-    );
+  const C = d.ch;
+  return tokenTransformerGraph(g, w, prefix, frameDims(d), x, (tokens) => {
+    let h = tokens;
     // Frame-index embedding [F, C], tiled to one row per frame of every video: [B·F, 1, C].
     const emb = timestepMlpGraph(g, w, `${prefix}.time_pos_embed`, v.frameFeatures(C));
     const embRows = g.reshape(
@@ -173,23 +157,18 @@ export function transformerSpatioTemporalGraph(
     );
     // Temporal cross-attention context: each video's context for each of its N tokens, [B·N, S, D].
     const ctxRest = dimsOf(g, context, 1);
-    const tokens = dimsOf(g, h, 1, 2);
+    const tokenDims = dimsOf(g, h, 1, 2);
     const timeContext = g.reshapeTo(
-      g.op("Expand", [g.op("Unsqueeze", [context, g.i64([1])]), dynShape(g, [v.batch, tokens, ctxRest])]),
+      g.op("Expand", [g.op("Unsqueeze", [context, g.i64([1])]), dynShape(g, [v.batch, tokenDims, ctxRest])]),
       dynShape(g, [[-1], ctxRest]),
     );
     for (let t = 0; t < d.depth; t++) {
       const hk = t === 0 ? hooks : {};
       const tap = hk.tap ?? (() => {});
-      const xs = basicTransformerBlockGraph(
-        g,
-        w,
-        `${prefix}.transformer_blocks.${t}`,
-        { ch: C, heads: d.heads, crossDim: d.crossDim, groups: 32, depth: d.depth, linearProjection: true },
-        h,
-        contextFrames,
-        { tap: (kind, val) => tap(`spatial.${kind}`, val), attn1Modulation: hk.modulationSpatial },
-      );
+      const xs = basicTransformerBlockGraph(g, w, `${prefix}.transformer_blocks.${t}`, d, h, contextFrames, {
+        tap: (kind, val) => tap(`spatial.${kind}`, val),
+        attn1Modulation: hk.modulationSpatial,
+      });
       tap("spatial_block_out", xs);
       const z = toTemporalTokens(g, v, g.add(xs, embRows));
       const zt = temporalBlockGraph(
@@ -207,7 +186,6 @@ export function transformerSpatioTemporalGraph(
       tap("time_mixer_alpha", mixed.alpha);
       h = mixed.out;
     }
-    h = linearFrom(g, w, `${prefix}.proj_out`, h, true);
-    return g.add(g.reshapeTo(g.transpose(h, [0, 2, 1]), xShape), x);
+    return h;
   });
 }

@@ -17,37 +17,17 @@
  * @module
  */
 import { fail } from "../../errors.ts";
-import { concat0, f32, numel, rows, type Tensor, toF32 } from "../../tensor/tensor.ts";
-import { type CachedGraph, cachedGraph } from "../onnx/cache.ts";
-import { createSession, evaluations, type Provider, type Session } from "../runtime.ts";
-import { expectPipeline, findComponent } from "../weights/diffusers.ts";
-import { SafetensorsWeights, type WeightSource } from "../weights/weight_map.ts";
+import { f32, numel, type Tensor } from "../../tensor/tensor.ts";
+import type { WeightSource } from "../weights/weight_map.ts";
 import { parseSvdUNetConfig, type SvdLayout } from "./svd_config.ts";
 import { buildSvdUNetGraph, checkSvdBuildOptions, type SvdBuildOptions } from "./svd_graph.ts";
 import { svdUnetSpec } from "./svd_spec.ts";
-import { specParams } from "./unet_spec.ts";
+import * as variant from "./unet_session.ts";
 
 export { svdAvailableTaps, type SvdBuildOptions, type SvdModulationTarget } from "./svd_graph.ts";
 
-/** Options of {@link SvdUNet.load}. */
-export interface SvdUNetLoadOptions extends SvdBuildOptions {
-  provider?: Provider;
-  /** Weight/compute precision of the graph (IO stays float32). Default fp32. */
-  dtype?: "fp32" | "fp16";
-  /** Prefer the `.fp16.safetensors` weights file of the folder. */
-  weightsVariant?: "fp16";
-  /** Graph cache directory (default results/cache/graphs). */
-  cacheDir?: string;
-  /** Model weight bytes at which external data is used (default 1.8e9; 0 forces it). */
-  externalThreshold?: number;
-  threads?: number;
-  /** Name of this variant in the evaluation counters (default derived from the options). */
-  variantName?: string;
-  /** Attention kernel: onnxruntime's fused MultiHeadAttention ("mha", default) or plain ops ("matmul"). */
-  attention?: "mha" | "matmul";
-  /** Largest number of videos sent to onnxruntime at once (frames of one video are never split). */
-  microBatch?: number;
-}
+/** Options of {@link SvdUNet.load} (`microBatch` counts videos: frames of one video are never split). */
+export interface SvdUNetLoadOptions extends SvdBuildOptions, variant.VariantRuntimeOptions {}
 
 /** Inputs of one evaluation (B videos of F frames). */
 export interface SvdUNetRunInput {
@@ -72,43 +52,32 @@ export interface SvdUNetRunOutput {
   taps: Record<string, Tensor<"F32">>;
 }
 
+/** The SVD UNet for {@link variant.withUNetWeights}. */
+const SVD = {
+  kind: "svd" as const,
+  parse: parseSvdUNetConfig,
+  check: checkSvdBuildOptions,
+  spec: svdUnetSpec,
+};
+
 function describe(o: SvdUNetLoadOptions): string {
-  const parts = ["svd_unet"];
-  if (o.truncate) parts.push("truncated");
-  if (o.modulationPosition !== undefined && o.modulationPosition !== null) {
-    parts.push(
-      `mod${o.modulationPosition}${o.modulationTargets ? `(${o.modulationTargets.join("+")})` : ""}`,
-    );
-  }
-  if (o.injectPositions?.length) parts.push(`inj${o.injectPositions.join(",")}`);
-  if (o.taps?.length) parts.push(`taps${o.taps.length}`);
-  if (o.dtype === "fp16") parts.push("fp16");
-  return parts.join(":");
+  return variant.describeVariant(
+    "svd_unet",
+    o,
+    o.modulationTargets ? `(${o.modulationTargets.join("+")})` : "",
+  );
 }
 
 /** A loaded SVD UNet variant. */
-export class SvdUNet {
-  private constructor(
-    readonly layout: SvdLayout,
-    readonly options: SvdUNetLoadOptions,
-    readonly graph: CachedGraph,
-    readonly session: Session,
-    readonly variantName: string,
-  ) {}
-
+export class SvdUNet extends variant.LoadedVariant<SvdLayout, SvdUNetLoadOptions> {
   /** Load `root`: a diffusers SVD pipeline folder, or a folder holding unet/ (or the unet files themselves). */
-  static async load(root: string, opts: SvdUNetLoadOptions = {}): Promise<SvdUNet> {
-    expectPipeline(root, "svd");
-    const comp = findComponent(root, "unet", { variant: opts.weightsVariant });
-    const layout = parseSvdUNetConfig(comp.config, comp.configPath);
-    checkSvdBuildOptions(layout, opts);
-    const weights = new SafetensorsWeights(comp.weightsPath);
-    try {
-      weights.validate(svdUnetSpec(layout), { configPath: comp.configPath });
-      return await SvdUNet.fromWeights(layout, weights, { ...opts, configJson: comp.config });
-    } finally {
-      weights.close();
-    }
+  static load(root: string, opts: SvdUNetLoadOptions = {}): Promise<SvdUNet> {
+    return variant.withUNetWeights(
+      root,
+      SVD,
+      opts,
+      (layout, weights, configJson) => SvdUNet.fromWeights(layout, weights, { ...opts, configJson }),
+    );
   }
 
   /** Build/load a variant from an already validated weight source (benchmarks use random weights). */
@@ -118,30 +87,18 @@ export class SvdUNet {
     opts: SvdUNetLoadOptions & { configJson?: unknown },
   ): Promise<SvdUNet> {
     checkSvdBuildOptions(layout, opts);
-    const dtype = opts.dtype === "fp16" ? "F16" : "F32";
-    const build: SvdBuildOptions = {
-      taps: [...(opts.taps ?? [])].sort(),
-      modulationPosition: opts.modulationPosition ?? null,
-      modulationTargets: [...(opts.modulationTargets ?? ["spatial", "temporal"])].sort(),
-      injectPositions: [...(opts.injectPositions ?? [])].sort((a, b) => a - b),
-      truncate: opts.truncate ?? false,
-    };
-    const graph = cachedGraph({
+    const targets = [...(opts.modulationTargets ?? ["spatial", "temporal"])].sort();
+    const build: SvdBuildOptions = { ...variant.normalisedBuild(opts), modulationTargets: targets };
+    const graph = {
       name: "svd_unet",
-      key: { config: opts.configJson ?? layout, weights: weights.identity, build },
-      dir: opts.cacheDir,
-      dtype,
-      weightBytes: specParams(svdUnetSpec(layout)) * (dtype === "F16" ? 2 : 4),
-      externalThreshold: opts.externalThreshold,
-      attention: opts.attention,
-    }, (g) => buildSvdUNetGraph(g, weights, layout, build));
-    const variantName = opts.variantName ?? describe(opts);
-    const session = await createSession({ path: graph.path }, {
-      provider: opts.provider,
-      threads: opts.threads,
-      label: variantName,
-    });
-    return new SvdUNet(layout, opts, graph, session, variantName);
+      layout,
+      weights,
+      build,
+      spec: svdUnetSpec(layout),
+      builder: buildSvdUNetGraph,
+    };
+    const v = await variant.openVariant(graph, opts, describe(opts));
+    return new SvdUNet(layout, opts, v.graph, v.session, v.variantName);
   }
 
   /**
@@ -154,30 +111,21 @@ export class SvdUNet {
       fail("svd_unet.run", `sample must be [B, F, ${this.layout.inChannels}, h, w], got [${s}]`);
     }
     const B = s[0], F = s[1];
-    const t = typeof input.timestep === "number"
-      ? new Float32Array(B).fill(input.timestep)
-      : Float32Array.from(input.timestep);
-    if (t.length !== B) fail("svd_unet.run", `timestep has ${t.length} values for ${B} videos`);
+    const t = variant.timestepVector(input.timestep, B, "svd_unet.run", `${B} videos`);
     const feeds: Record<string, Tensor> = {
       sample: input.sample,
       timestep: f32([B], t),
       context: input.context,
       added_time_ids: addedIds(input.addedTimeIds, B, this.layout.numAddedIds),
     };
-    const names = this.session.inputNames;
-    if (names.includes("modulation")) {
-      if (!input.modulation) {
-        fail("svd_unet.run", `variant ${this.variantName} needs a modulation input [B·F, h·w, 1]`);
-      }
-      feeds.modulation = input.modulation;
-    }
-    for (const n of names) {
-      if (!n.startsWith("inject.")) continue;
-      const tap = `up.${n.slice("inject.".length)}`;
-      const v = input.injected?.[tap];
-      if (!v) fail("svd_unet.run", `variant ${this.variantName} needs injected tensor ${tap}`);
-      feeds[n] = v;
-    }
+    variant.addHookFeeds(
+      feeds,
+      this.session.inputNames,
+      input,
+      "svd_unet.run",
+      this.variantName,
+      "[B·F, h·w, 1]",
+    );
     // Rows of every input per video (1 for per-video inputs, F for frame rows, h·w for temporal token rows).
     const per: Record<string, number> = {};
     for (const [k, v] of Object.entries(feeds)) {
@@ -189,35 +137,15 @@ export class SvdUNet {
         );
       }
     }
-    const mb = Math.max(1, Math.min(B, opts.microBatch ?? this.options.microBatch ?? B));
-    const parts: Record<string, Tensor>[] = [];
-    for (let i = 0; i < B; i += mb) {
-      const j = Math.min(B, i + mb);
-      const sub: Record<string, Tensor> = {};
-      for (const [k, v] of Object.entries(feeds)) sub[k] = mb === B ? v : rows(v, i * per[k], j * per[k]);
-      const t0 = performance.now();
-      parts.push(await this.session.run(sub));
-      evaluations.add(this.variantName, (j - i) * F, performance.now() - t0);
-    }
-    const out: Record<string, Tensor<"F32">> = {};
-    for (const k of Object.keys(parts[0])) {
+    const out = await variant.runMicroBatched(this.session, this.variantName, feeds, B, {
+      microBatch: opts.microBatch ?? this.options.microBatch,
+      rowsPer: per,
+      samplesPerItem: F,
       // α taps are weights, not batch rows: the same in every micro-batch.
-      out[k] = parts.length === 1 || k.endsWith("time_mixer_alpha")
-        ? toF32(parts[0][k])
-        : concat0(parts.map((p) => toF32(p[k])));
-    }
+      shared: (k) => k.endsWith("time_mixer_alpha"),
+    });
     const { v, ...taps } = out;
     return { v, taps };
-  }
-
-  /** Positions whose temporal q/k this variant expects as injection inputs. */
-  get injectPositions(): readonly number[] {
-    return this.options.injectPositions ?? [];
-  }
-
-  /** Free the session. */
-  async release(): Promise<void> {
-    await this.session.release();
   }
 }
 

@@ -11,24 +11,14 @@
  * except in the {@link Vae} methods `encode` / `decode` (UNet-scaled latents, images in [0, 1]).
  * @module
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { fail } from "../../errors.ts";
 import { f32, reshape, type Tensor } from "../../tensor/tensor.ts";
 import { GraphBuilder } from "../onnx/builder.ts";
-import { createSession, type Provider, type Session } from "../runtime.ts";
+import type { Session } from "../runtime.ts";
 import { expectPipeline } from "../weights/diffusers.ts";
-import { type ParamSpec, SafetensorsWeights, type WeightSource } from "../weights/weight_map.ts";
+import type { ParamSpec, WeightSource } from "../weights/weight_map.ts";
 import type { EncodeOptions, Vae } from "./autoencoder.ts";
-import {
-  cfgInt,
-  cfgIntList,
-  cfgNum,
-  findWeightsFile,
-  type JsonConfig,
-  readJsonConfig,
-  runChunked,
-} from "./model_files.ts";
+import * as files from "./model_files.ts";
 import { temporalConvFrom } from "./resnet.ts";
 import {
   flattenFrames,
@@ -40,48 +30,24 @@ import {
   type VideoContext,
   videoContext,
 } from "./svd_blocks.ts";
-import { buildKlEncoder, type KlConfig, klSpec, posteriorFromMoments } from "./vae.ts";
+import { buildKlEncoder, type KlConfig, KlEncoderDecoder, klSpec, posteriorFromMoments } from "./vae.ts";
 import { type BlockContext, vaeAttention, vaeConv, vaeGroupNorm, vaeUpsample } from "./vae_blocks.ts";
 
 /** The parts of an AutoencoderKLTemporalDecoder config that shape the network. */
-export interface TemporalVaeConfig {
-  inChannels: number;
-  outChannels: number;
-  latentChannels: number;
-  blockOutChannels: number[];
-  layersPerBlock: number;
+export interface TemporalVaeConfig extends files.KlChannels {
   /** UNet latent = scalingFactor · VAE latent (SVD: 0.18215). */
   scalingFactor: number;
 }
 
 /** Parse and validate `vae/config.json` of an SVD pipeline (UserError naming the file and key). */
-export function parseTemporalVaeConfig(c: JsonConfig): TemporalVaeConfig {
-  if (c.json._class_name !== undefined && c.json._class_name !== "AutoencoderKLTemporalDecoder") {
-    fail(
-      c.path,
-      `"_class_name" is ${JSON.stringify(c.json._class_name)}, expected AutoencoderKLTemporalDecoder`,
-    );
-  }
+export function parseTemporalVaeConfig(c: files.JsonConfig): TemporalVaeConfig {
+  files.expectClassName(c, "AutoencoderKLTemporalDecoder");
   const cfg: TemporalVaeConfig = {
-    inChannels: cfgInt(c, "in_channels", 3),
-    outChannels: cfgInt(c, "out_channels", 3),
-    latentChannels: cfgInt(c, "latent_channels", 4),
-    blockOutChannels: cfgIntList(c, "block_out_channels", [64]),
-    layersPerBlock: cfgInt(c, "layers_per_block", 1),
-    scalingFactor: cfgNum(c, "scaling_factor", 0.18215),
+    ...files.parseKlChannels(c),
+    scalingFactor: files.cfgNum(c, "scaling_factor", 0.18215),
   };
-  const types = c.json.down_block_types, n = cfg.blockOutChannels.length;
-  if (
-    types !== undefined &&
-    (!Array.isArray(types) || types.length !== n || types.some((t) => t !== "DownEncoderBlock2D"))
-  ) {
-    fail(c.path, `"down_block_types" must list ${n} × DownEncoderBlock2D, found ${JSON.stringify(types)}`);
-  }
-  for (const ch of cfg.blockOutChannels) {
-    if (ch % 32 !== 0) {
-      fail(c.path, `block_out_channels entry ${ch} is not divisible by the 32 GroupNorm groups`);
-    }
-  }
+  files.expectBlockTypes(c, "down_block_types", "DownEncoderBlock2D", cfg.blockOutChannels.length);
+  files.expectGroupable(c, cfg.blockOutChannels, 32, "the 32 GroupNorm groups");
   return cfg;
 }
 
@@ -200,9 +166,7 @@ export function buildTemporalDecoder(
 }
 
 /** Options of {@link TemporalVae.load}. */
-export interface TemporalVaeLoadOptions {
-  provider?: Provider;
-  threads?: number;
+export interface TemporalVaeLoadOptions extends files.ComponentSessionOptions {
   /** Also output the `debug.*` tensors of conformance-svd `vae_vectors` (encoder and decoder). */
   taps?: boolean;
   /** Encoder frames / decoder windows per session run (default 1: full-resolution activations are large). */
@@ -210,46 +174,26 @@ export interface TemporalVaeLoadOptions {
 }
 
 /** A loaded SVD VAE. Implements the pipeline's {@link Vae} (decode = one frame per window, as VidSeg does). */
-export class TemporalVae implements Vae {
+export class TemporalVae extends KlEncoderDecoder implements Vae {
   readonly kind = "kl";
-  private constructor(
-    readonly cfg: TemporalVaeConfig,
-    readonly encoder: Session,
-    readonly decoder: Session,
-    private readonly maxBatch: number,
-  ) {}
+  private constructor(readonly cfg: TemporalVaeConfig, encoder: Session, decoder: Session, maxBatch: number) {
+    super(encoder, decoder, maxBatch, "svd_vae");
+  }
 
   /** Build from a diffusers SVD folder (uses `vae/`) or a `vae/` component folder. */
   static async load(folder: string, opts: TemporalVaeLoadOptions = {}): Promise<TemporalVae> {
     expectPipeline(folder, "svd", "vae");
-    const sub = path.join(folder, "vae");
-    const dir = fs.existsSync(path.join(sub, "config.json")) ? sub : folder;
-    const configPath = path.join(dir, "config.json");
-    const cfg = parseTemporalVaeConfig(readJsonConfig(configPath));
-    const file = findWeightsFile(dir);
-    const w = new SafetensorsWeights(file);
-    let enc: Uint8Array, dec: Uint8Array;
-    try {
-      w.validate(temporalVaeSpec(cfg), { configPath });
-      enc = buildKlEncoder(encoderKlConfig(cfg), w, { taps: opts.taps });
-      dec = buildTemporalDecoder(cfg, w, { taps: opts.taps });
-    } finally {
-      w.close();
-    }
-    const so = { provider: opts.provider, threads: opts.threads };
-    const encoder = await createSession({ bytes: enc }, { ...so, label: `${file} (encoder)` });
-    const decoder = await createSession({ bytes: dec }, { ...so, label: `${file} (temporal decoder)` });
+    const { cfg, file, built } = files.loadComponent(files.componentDir(folder, "vae"), {
+      parse: parseTemporalVaeConfig,
+      open: files.validatedWeights(temporalVaeSpec),
+      build: (cfg, w) => [
+        buildKlEncoder(encoderKlConfig(cfg), w, { taps: opts.taps }),
+        buildTemporalDecoder(cfg, w, { taps: opts.taps }),
+      ],
+    });
+    const encoder = await files.componentSession(built[0], `${file} (encoder)`, opts);
+    const decoder = await files.componentSession(built[1], `${file} (temporal decoder)`, opts);
     return new TemporalVae(cfg, encoder, decoder, opts.maxBatch ?? 1);
-  }
-
-  /** quant_conv(encoder(x)) for frames x [N, 3, H, W] in [−1, 1]: [N, 2L, h, w] = [mean | raw logvar]. */
-  encodeMoments(image11: Tensor<"F32">): Promise<Tensor<"F32">> {
-    return runChunked(this.encoder, "image", "moments", image11, this.maxBatch, "svd_vae.encode");
-  }
-
-  /** Posterior mean (unscaled, = diffusers latent_dist.mode()) for frames in [−1, 1]. */
-  async encodeMean(image11: Tensor<"F32">): Promise<Tensor<"F32">> {
-    return posteriorFromMoments(await this.encodeMoments(image11)).mean;
   }
 
   /**
@@ -261,14 +205,7 @@ export class TemporalVae implements Vae {
     if (!(Number.isInteger(window) && window >= 1 && N % window === 0)) {
       fail("svd_vae.decode", `${N} frames cannot be cut into windows of ${window}`);
     }
-    const out = await runChunked(
-      this.decoder,
-      "latent",
-      "image",
-      reshape(z, [N / window, window, L, h, w]),
-      this.maxBatch,
-      "svd_vae.decode",
-    );
+    const out = await this.runDecoder(reshape(z, [N / window, window, L, h, w]), "latent", "image");
     return reshape(out, [N, ...out.shape.slice(2)]);
   }
 
@@ -289,12 +226,6 @@ export class TemporalVae implements Vae {
   /** UNet-scaled latents → images [N, 3, H, W] nominally in [0, 1] (not clamped), decoded frame by frame. */
   async decode(latents: Tensor<"F32">): Promise<Tensor<"F32">> {
     return affine(await this.decodeRaw(affine(latents, 1 / this.cfg.scalingFactor, 0), 1), 0.5, 0.5);
-  }
-
-  /** Free both sessions. */
-  async release(): Promise<void> {
-    await this.encoder.release();
-    await this.decoder.release();
   }
 }
 

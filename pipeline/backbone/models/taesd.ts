@@ -14,17 +14,9 @@ import * as path from "node:path";
 import { fail } from "../../errors.ts";
 import type { Tensor } from "../../tensor/tensor.ts";
 import { GraphBuilder } from "../onnx/builder.ts";
-import { createSession, type Provider, type Session } from "../runtime.ts";
-import { type ParamSpec, SafetensorsWeights, type WeightSource } from "../weights/weight_map.ts";
-import {
-  cfgInt,
-  cfgIntList,
-  cfgNum,
-  findWeightsFile,
-  type JsonConfig,
-  readJsonConfig,
-  runChunked,
-} from "./model_files.ts";
+import type { Session } from "../runtime.ts";
+import type { ParamSpec, SafetensorsWeights, WeightSource } from "../weights/weight_map.ts";
+import * as files from "./model_files.ts";
 
 /** Architecture of a tiny autoencoder (diffusers `AutoencoderTiny` config). */
 export interface TinyConfig {
@@ -54,7 +46,7 @@ export const TAESD_CONFIG: TinyConfig = {
 };
 
 /** Parse a diffusers `AutoencoderTiny` config.json (missing keys take diffusers' defaults). */
-export function parseTinyConfig(c: JsonConfig): TinyConfig {
+export function parseTinyConfig(c: files.JsonConfig): TinyConfig {
   const act = c.json.act_fn ?? "relu";
   if (act !== "relu") fail(c.path, `"act_fn" is ${JSON.stringify(act)}; only relu is supported`);
   const up = c.json.upsampling_scaling_factor ?? 2;
@@ -63,15 +55,15 @@ export function parseTinyConfig(c: JsonConfig): TinyConfig {
     fail(c.path, `"upsample_fn" is ${JSON.stringify(c.json.upsample_fn)}; only nearest is supported`);
   }
   const cfg: TinyConfig = {
-    inChannels: cfgInt(c, "in_channels", 3),
-    outChannels: cfgInt(c, "out_channels", 3),
-    latentChannels: cfgInt(c, "latent_channels", 4),
-    encoderChannels: cfgIntList(c, "encoder_block_out_channels", [64, 64, 64, 64]),
-    decoderChannels: cfgIntList(c, "decoder_block_out_channels", [64, 64, 64, 64]),
-    numEncoderBlocks: cfgIntList(c, "num_encoder_blocks", [1, 3, 3, 3]),
-    numDecoderBlocks: cfgIntList(c, "num_decoder_blocks", [3, 3, 3, 1]),
-    scalingFactor: cfgNum(c, "scaling_factor", 1),
-    shiftFactor: cfgNum(c, "shift_factor", 0),
+    inChannels: files.cfgInt(c, "in_channels", 3),
+    outChannels: files.cfgInt(c, "out_channels", 3),
+    latentChannels: files.cfgInt(c, "latent_channels", 4),
+    encoderChannels: files.cfgIntList(c, "encoder_block_out_channels", [64, 64, 64, 64]),
+    decoderChannels: files.cfgIntList(c, "decoder_block_out_channels", [64, 64, 64, 64]),
+    numEncoderBlocks: files.cfgIntList(c, "num_encoder_blocks", [1, 3, 3, 3]),
+    numDecoderBlocks: files.cfgIntList(c, "num_decoder_blocks", [3, 3, 3, 1]),
+    scalingFactor: files.cfgNum(c, "scaling_factor", 1),
+    shiftFactor: files.cfgNum(c, "shift_factor", 0),
   };
   if (cfg.encoderChannels.length !== cfg.numEncoderBlocks.length) {
     fail(c.path, `"encoder_block_out_channels" and "num_encoder_blocks" must have the same length`);
@@ -227,7 +219,7 @@ export interface TinySource {
 export function locateTiny(folder: string): TinySource {
   const cfgPath = path.join(folder, "config.json");
   if (fs.existsSync(cfgPath)) {
-    const c = readJsonConfig(cfgPath);
+    const c = files.readJsonConfig(cfgPath);
     if (c.json._class_name !== "AutoencoderTiny") {
       fail(
         cfgPath,
@@ -237,9 +229,14 @@ export function locateTiny(folder: string): TinySource {
     // A config.json next to taesd.py-layout halves (the embedded model's vae/): use the halves.
     const halves = ["encoder", "decoder"].map((h) => path.join(folder, `${h}.safetensors`));
     if (halves.every((f) => fs.existsSync(f))) {
-      return { cfg: parseTinyConfig(c), layout: "taesd", files: { encoder: halves[0], decoder: halves[1] }, configPath: cfgPath };
+      return {
+        cfg: parseTinyConfig(c),
+        layout: "taesd",
+        files: { encoder: halves[0], decoder: halves[1] },
+        configPath: cfgPath,
+      };
     }
-    const file = findWeightsFile(folder);
+    const file = files.findWeightsFile(folder);
     return {
       cfg: parseTinyConfig(c),
       layout: "diffusers",
@@ -266,67 +263,49 @@ export function locateTiny(folder: string): TinySource {
 
 /** Open and validate the weights of one half (one UserError line naming file and key on mismatch). */
 export function openTinyWeights(src: TinySource, half: TinyHalf): SafetensorsWeights {
-  const w = new SafetensorsWeights(src.files[half]);
-  const spec = tinySpec(src.cfg, half, src.layout);
   const other = src.layout === "diffusers" ? (half === "encoder" ? "decoder." : "encoder.") : null;
-  try {
-    w.validate(spec, { configPath: src.configPath, ignore: (k) => other !== null && k.startsWith(other) });
-  } catch (e) {
-    w.close();
-    throw e;
-  }
-  return w;
+  const open = files.validatedWeights(
+    (cfg: TinyConfig) => tinySpec(cfg, half, src.layout),
+    (k) => other !== null && k.startsWith(other),
+  );
+  return open(src.files[half], src.cfg, src.configPath);
 }
 
 /** Options of {@link TinyAutoencoder.load}. */
-export interface TinyLoadOptions {
-  provider?: Provider;
-  threads?: number;
+export interface TinyLoadOptions extends files.ComponentSessionOptions {
   /** Frames per session run (default 4). */
   maxBatch?: number;
   taps?: TinyGraphOptions["taps"];
 }
 
 /** A loaded TAESD: encoder and decoder sessions. */
-export class TinyAutoencoder {
-  private constructor(
-    readonly cfg: TinyConfig,
-    private readonly encoder: Session,
-    private readonly decoder: Session,
-    private readonly maxBatch: number,
-  ) {}
+export class TinyAutoencoder extends files.EncoderDecoder {
+  private constructor(readonly cfg: TinyConfig, encoder: Session, decoder: Session, maxBatch: number) {
+    super(encoder, decoder, maxBatch, "taesd");
+  }
 
   /** Build both graphs from `folder` (see {@link locateTiny}) and create their sessions. */
   static async load(folder: string, opts: TinyLoadOptions = {}): Promise<TinyAutoencoder> {
     const src = locateTiny(folder);
     const sessions: Session[] = [];
     for (const half of ["encoder", "decoder"] as const) {
-      const w = openTinyWeights(src, half);
-      let bytes: Uint8Array;
-      try {
-        bytes = buildTinyGraph(src.cfg, half, src.layout, w, { taps: opts.taps });
-      } finally {
-        w.close();
-      }
-      sessions.push(
-        await createSession({ bytes }, {
-          provider: opts.provider,
-          threads: opts.threads,
-          label: `${src.files[half]} (${half})`,
-        }),
+      const bytes = files.closing(
+        openTinyWeights(src, half),
+        (w) => buildTinyGraph(src.cfg, half, src.layout, w, { taps: opts.taps }),
       );
+      sessions.push(await files.componentSession(bytes, `${src.files[half]} (${half})`, opts));
     }
     return new TinyAutoencoder(src.cfg, sessions[0], sessions[1], opts.maxBatch ?? 4);
   }
 
   /** Raw encoder output enc(images01) [B,4,H/8,W/8] (TAESD: already the UNet's latent scale). */
   encodeRaw(images01: Tensor<"F32">): Promise<Tensor<"F32">> {
-    return runChunked(this.encoder, "image", "latent", images01, this.maxBatch, "taesd.encode");
+    return this.runEncoder(images01, "image", "latent");
   }
 
   /** Raw decoder output dec(latent) [B,3,8h,8w], approximately in [0, 1], not clamped. */
   decodeRaw(latents: Tensor<"F32">): Promise<Tensor<"F32">> {
-    return runChunked(this.decoder, "latent", "image", latents, this.maxBatch, "taesd.decode");
+    return this.runDecoder(latents, "latent", "image");
   }
 
   /** Run one half and return all its outputs (including `act.N` taps). */
@@ -334,11 +313,5 @@ export class TinyAutoencoder {
     return await (half === "encoder" ? this.encoder : this.decoder).run({
       [half === "encoder" ? "image" : "latent"]: x,
     });
-  }
-
-  /** Free both sessions. */
-  async release(): Promise<void> {
-    await this.encoder.release();
-    await this.decoder.release();
   }
 }

@@ -17,13 +17,29 @@
 import { fail } from "../../errors.ts";
 import type { GraphBuilder } from "../onnx/builder.ts";
 import type { WeightSource } from "../weights/weight_map.ts";
-import { type AttnTapKind, transformer2dGraph, type TransformerHooks } from "./attention.ts";
+import { transformer2dGraph, type TransformerHooks } from "./attention.ts";
 import { convFrom, downsampleGraph, groupNormFrom, resnetGraph, upsampleGraph } from "./resnet.ts";
-import { type UNetLayout, upPositions } from "./unet_config.ts";
+import type { UNetLayout } from "./unet_config.ts";
 import { transformerDims } from "./unet_spec.ts";
-import { type BodySplit, checkSplitOptions, PREFIX_HIDDEN, prefixSkip, prefixTensorDims } from "./unet_split.ts";
+import {
+  type BodySplit,
+  checkSplitOptions,
+  PREFIX_HIDDEN,
+  prefixSkip,
+  prefixTensorDims,
+} from "./unet_split.ts";
+import {
+  attentionPositions,
+  checkUNetOptions,
+  injectInput,
+  type TapEmitter,
+  tapEmitter,
+  tapName,
+  unetTapNames,
+} from "./unet_taps.ts";
 
 export { type BodySplit, PREFIX_HIDDEN, prefixNames, prefixSkip, prefixTensorDims } from "./unet_split.ts";
+export { attentionPositions, posLabel, tapName } from "./unet_taps.ts";
 
 /** Build options of a UNet graph variant. */
 export interface UNetBuildOptions {
@@ -41,86 +57,34 @@ export interface UNetBuildOptions {
   resumeAt?: number | null;
 }
 
-/** Two-digit position label. */
-export const posLabel = (i: number): string => `up.pos${String(i).padStart(2, "0")}`;
-
-/** Tap name of an attention tensor at up-path position i, e.g. tapName(7, "attn1_q") = "up.pos07.attn1_q". */
-export function tapName(i: number, kind: AttnTapKind | "resnet" | "out"): string {
-  return `${posLabel(i)}.${kind}`;
-}
-
 /** Every tap name a layout offers (for validation and messages). */
 export function availableTaps(l: UNetLayout): string[] {
-  const out = ["debug.time_proj", "debug.time_embedding", "debug.conv_in"];
-  l.down.forEach((_, i) => out.push(`debug.down_block${i}.out`));
-  out.push("debug.mid_block.out");
-  const per = l.layersPerBlock + 1;
-  l.up.forEach((lvl, j) => {
-    for (let k = 0; k < per; k++) {
-      const i = j * per + k;
-      out.push(tapName(i, "resnet"), tapName(i, "out"));
-      if (lvl.attention) {
-        for (const kind of ["attn1_q", "attn1_k", "attn2_q", "attn2_k", "attn2_out"] as const) {
-          out.push(tapName(i, kind));
-        }
-      }
-    }
-    if (lvl.upsample) out.push(`up.block${j}.upsampler`);
-  });
-  return out;
-}
-
-/** Positions that have a transformer. */
-export function attentionPositions(l: UNetLayout): number[] {
-  const per = l.layersPerBlock + 1, out: number[] = [];
-  l.up.forEach((lvl, j) => {
-    if (lvl.attention) { for (let k = 0; k < per; k++) out.push(j * per + k); }
-  });
-  return out;
+  const kinds = ["attn1_q", "attn1_k", "attn2_q", "attn2_k", "attn2_out"] as const;
+  return unetTapNames(
+    l,
+    ["debug.time_proj", "debug.time_embedding", "debug.conv_in"],
+    (i, attn) => [tapName(i, "resnet"), tapName(i, "out"), ...(attn ? kinds.map((k) => tapName(i, k)) : [])],
+  );
 }
 
 /** Check options against the layout; problems are one UserError line. */
 export function checkBuildOptions(l: UNetLayout, o: UNetBuildOptions): void {
-  const avail = new Set(availableTaps(l));
-  const attn = attentionPositions(l);
-  for (const t of o.taps ?? []) {
-    if (!avail.has(t)) {
-      fail(
-        "unet taps",
-        `unknown tap "${t}" (this UNet offers e.g. ${tapName(attn[0] ?? 0, "attn1_q")}; positions 0..${
-          upPositions(l) - 1
-        })`,
-      );
-    }
-  }
-  const m = o.modulationPosition;
-  if (m !== undefined && m !== null && !attn.includes(m)) {
-    fail(
-      "modulation.block",
-      `up-path position ${m} has no cross-attention (positions with attention: ${attn.join(", ")})`,
-    );
-  }
-  for (const p of o.injectPositions ?? []) {
-    if (!attn.includes(p)) {
-      fail(
-        "unet injection",
-        `up-path position ${p} has no attention (positions with attention: ${attn.join(", ")})`,
-      );
-    }
-    for (const k of ["attn2_q", "attn2_k"]) {
-      if ((o.taps ?? []).includes(tapName(p, k as AttnTapKind))) {
+  checkUNetOptions(l, o, availableTaps(l), {
+    tapsKey: "unet taps",
+    tapExample: tapName(attentionPositions(l)[0] ?? 0, "attn1_q"),
+    noModulation: "has no cross-attention",
+    noInjection: "has no attention",
+    validList: "positions with attention",
+  }, (p) => {
+    for (const k of ["attn2_q", "attn2_k"] as const) {
+      if ((o.taps ?? []).includes(tapName(p, k))) {
         fail(
           "unet taps",
-          `${
-            tapName(p, k as AttnTapKind)
-          } is not computed when position ${p} is injected (its attn2 output is an input)`,
+          `${tapName(p, k)} is not computed when position ${p} is injected (its attn2 output is an input)`,
         );
       }
     }
-  }
-  if (o.truncate && !(o.taps ?? []).length) {
-    fail("unet truncate", "a truncated variant needs at least one tap");
-  }
+  });
   checkSplitOptions(l, o);
 }
 
@@ -159,7 +123,9 @@ export function unetBody(
   done: () => boolean,
   split?: BodySplit,
 ): string | null {
-  if (split?.resume) return upWalk(g, w, l, split.resume.hidden, [...split.resume.skips].reverse(), b, emit, done, split);
+  if (split?.resume) {
+    return upWalk(g, w, l, split.resume.hidden, [...split.resume.skips].reverse(), b, emit, done, split);
+  }
   let h = x;
   const skips = [h];
   l.down.forEach((lvl, i) => {
@@ -257,6 +223,24 @@ export function timestepMlpGraph(g: GraphBuilder, w: WeightSource, prefix: strin
 }
 
 /**
+ * The time embedding of a UNet: sinusoidal features of `timestep` (`dim` channels; emitted as `debug.time_proj`)
+ * → time_embedding MLP (emitted as `debug.time_embedding`).
+ */
+export function timeEmbeddingGraph(
+  g: GraphBuilder,
+  w: WeightSource,
+  timestep: string,
+  p: { dim: number; flipSinToCos: boolean; freqShift: number },
+  emit: TapEmitter["emit"],
+): string {
+  const tproj = g.scope("time_proj", () => g.timestepEmbedding(timestep, p));
+  emit("debug.time_proj", tproj);
+  const temb = timestepMlpGraph(g, w, "time_embedding", tproj);
+  emit("debug.time_embedding", temb);
+  return temb;
+}
+
+/**
  * Build the UNet into `g`. Inputs: `sample` [B, C_in, H, W] (or the `prefix.*` tensors with `resumeAt`),
  * `timestep` [B] (float32), `context` [B, S, D]; plus `modulation` and `inject.*` per options. Outputs: `eps`
  * (unless truncated), the taps, and the `prefix.*` tensors with `exposePrefixAt`.
@@ -268,11 +252,7 @@ export function buildUNetGraph(
   o: UNetBuildOptions = {},
 ): void {
   checkBuildOptions(l, o);
-  const remaining = new Set(o.taps ?? []);
-  const emit = (name: string, v: string) => {
-    if (remaining.delete(name)) g.output(name, g.toF32(v));
-  };
-  const done = () => o.truncate === true && remaining.size === 0;
+  const { emit, done } = tapEmitter(g, o);
   const temb0 = l.timeEmbedDim, C0 = l.blockOut[0];
 
   const resumeAt = o.resumeAt ?? null;
@@ -280,13 +260,11 @@ export function buildUNetGraph(
   const context = g.toCompute(g.input("context", "F32", ["batch", "seq", l.crossDim]));
 
   // Time embedding: sinusoidal features → linear_1 → silu → linear_2.
-  const tproj = g.scope(
-    "time_proj",
-    () => g.timestepEmbedding(timestep, { dim: C0, flipSinToCos: l.flipSinToCos, freqShift: l.freqShift }),
-  );
-  emit("debug.time_proj", tproj);
-  const temb = timestepMlpGraph(g, w, "time_embedding", tproj);
-  emit("debug.time_embedding", temb);
+  const temb = timeEmbeddingGraph(g, w, timestep, {
+    dim: C0,
+    flipSinToCos: l.flipSinToCos,
+    freqShift: l.freqShift,
+  }, emit);
 
   let split: BodySplit | undefined;
   let h0 = "";
@@ -361,8 +339,7 @@ function hooksFor(
   const tokens = `tokens${j}`;
   const hooks: TransformerHooks = { tap: (kind, v) => emit(tapName(i, kind), v) };
   if (injected.has(i)) {
-    const inp = (kind: string) =>
-      g.toCompute(g.input(`inject.${posLabel(i).slice(3)}.${kind}`, "F32", ["batch", tokens, C]));
+    const inp = (kind: string) => injectInput(g, i, kind, ["batch", tokens, C]);
     hooks.inject = { attn1_q: inp("attn1_q"), attn1_k: inp("attn1_k"), attn2_out: inp("attn2_out") };
   }
   if (o.modulationPosition === i) {

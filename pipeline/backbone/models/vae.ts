@@ -8,23 +8,12 @@
  * names, as Linear [C,C] or conv-shaped [C,C,1,1].
  * @module
  */
-import * as path from "node:path";
 import { fail } from "../../errors.ts";
 import { f32, type Tensor } from "../../tensor/tensor.ts";
 import { GraphBuilder } from "../onnx/builder.ts";
-import { createSession, type Provider, type Session } from "../runtime.ts";
+import type { Session } from "../runtime.ts";
 import { type ParamSpec, SafetensorsWeights, type WeightSource } from "../weights/weight_map.ts";
-import {
-  cfgBool,
-  cfgEnum,
-  cfgInt,
-  cfgIntList,
-  cfgNum,
-  findWeightsFile,
-  type JsonConfig,
-  readJsonConfig,
-  runChunked,
-} from "./model_files.ts";
+import * as files from "./model_files.ts";
 import {
   type BlockContext,
   vaeAttention,
@@ -36,12 +25,7 @@ import {
 } from "./vae_blocks.ts";
 
 /** The parts of a diffusers AutoencoderKL config that shape the network. */
-export interface KlConfig {
-  inChannels: number;
-  outChannels: number;
-  latentChannels: number;
-  blockOutChannels: number[];
-  layersPerBlock: number;
+export interface KlConfig extends files.KlChannels {
   normNumGroups: number;
   midBlockAddAttention: boolean;
   useQuantConv: boolean;
@@ -52,44 +36,22 @@ export interface KlConfig {
 }
 
 /** Parse and validate `vae/config.json` (UserError naming the file and key). */
-export function parseKlConfig(c: JsonConfig): KlConfig {
-  if (c.json._class_name !== undefined && c.json._class_name !== "AutoencoderKL") {
-    fail(c.path, `"_class_name" is ${JSON.stringify(c.json._class_name)}, expected AutoencoderKL`);
-  }
-  cfgEnum(c, "act_fn", ["silu"], "silu");
+export function parseKlConfig(c: files.JsonConfig): KlConfig {
+  files.expectClassName(c, "AutoencoderKL");
+  files.cfgEnum(c, "act_fn", ["silu"], "silu");
   const cfg: KlConfig = {
-    inChannels: cfgInt(c, "in_channels", 3),
-    outChannels: cfgInt(c, "out_channels", 3),
-    latentChannels: cfgInt(c, "latent_channels", 4),
-    blockOutChannels: cfgIntList(c, "block_out_channels", [64]),
-    layersPerBlock: cfgInt(c, "layers_per_block", 1),
-    normNumGroups: cfgInt(c, "norm_num_groups", 32),
-    midBlockAddAttention: cfgBool(c, "mid_block_add_attention", true),
-    useQuantConv: cfgBool(c, "use_quant_conv", true),
-    usePostQuantConv: cfgBool(c, "use_post_quant_conv", true),
-    scalingFactor: cfgNum(c, "scaling_factor", 0.18215),
-    shiftFactor: cfgNum(c, "shift_factor", 0),
+    ...files.parseKlChannels(c),
+    normNumGroups: files.cfgInt(c, "norm_num_groups", 32),
+    midBlockAddAttention: files.cfgBool(c, "mid_block_add_attention", true),
+    useQuantConv: files.cfgBool(c, "use_quant_conv", true),
+    usePostQuantConv: files.cfgBool(c, "use_post_quant_conv", true),
+    scalingFactor: files.cfgNum(c, "scaling_factor", 0.18215),
+    shiftFactor: files.cfgNum(c, "shift_factor", 0),
   };
-  const n = cfg.blockOutChannels.length;
-  for (const key of ["down_block_types", "up_block_types"] as const) {
-    const types = c.json[key];
-    const want = key === "down_block_types" ? "DownEncoderBlock2D" : "UpDecoderBlock2D";
-    if (
-      types !== undefined && (!Array.isArray(types) || types.length !== n || types.some((t) => t !== want))
-    ) {
-      fail(
-        c.path,
-        `"${key}" must list ${n} × ${want} (one per block_out_channels entry), found ${
-          JSON.stringify(types)
-        }`,
-      );
-    }
-  }
-  for (const ch of cfg.blockOutChannels) {
-    if (ch % cfg.normNumGroups !== 0) {
-      fail(c.path, `block_out_channels entry ${ch} is not divisible by norm_num_groups ${cfg.normNumGroups}`);
-    }
-  }
+  const n = cfg.blockOutChannels.length, note = " (one per block_out_channels entry)";
+  files.expectBlockTypes(c, "down_block_types", "DownEncoderBlock2D", n, note);
+  files.expectBlockTypes(c, "up_block_types", "UpDecoderBlock2D", n, note);
+  files.expectGroupable(c, cfg.blockOutChannels, cfg.normNumGroups, `norm_num_groups ${cfg.normNumGroups}`);
   return cfg;
 }
 
@@ -162,22 +124,47 @@ export interface KlGraphOptions {
   taps?: boolean;
 }
 
+/** One half as a graph: input `input` [B, channels, H, W] → `output` = body(input). */
+function klGraph(
+  name: string,
+  cfg: KlConfig,
+  w: WeightSource,
+  input: [name: string, channels: number],
+  output: string,
+  body: (ctx: BlockContext, x: string, cfg: KlConfig, taps: boolean) => string,
+  taps: boolean,
+): Uint8Array {
+  const g = new GraphBuilder({ name });
+  const ctx: BlockContext = { g, w, spec: new Map(), p: { groups: cfg.normNumGroups, eps: EPS } };
+  const x = g.input(input[0], "F32", ["batch", input[1], "height", "width"]);
+  g.output(output, body(ctx, x, cfg, taps));
+  return g.toBytes();
+}
+
 /** Encoder graph: `image` [B,3,H,W] in [−1,1] → `moments` [B,2L,H/8,W/8]. */
 export function buildKlEncoder(cfg: KlConfig, w: WeightSource, opts: KlGraphOptions = {}): Uint8Array {
-  const g = new GraphBuilder({ name: "vae_encoder" });
-  const ctx: BlockContext = { g, w, spec: new Map(), p: { groups: cfg.normNumGroups, eps: EPS } };
-  const x = g.input("image", "F32", ["batch", cfg.inChannels, "height", "width"]);
-  g.output("moments", encoderBody(ctx, x, cfg, opts.taps ?? false));
-  return g.toBytes();
+  return klGraph(
+    "vae_encoder",
+    cfg,
+    w,
+    ["image", cfg.inChannels],
+    "moments",
+    encoderBody,
+    opts.taps ?? false,
+  );
 }
 
 /** Decoder graph: `latent` (unscaled z) [B,L,h,w] → `image` [B,3,8h,8w] in [−1,1] (raw). */
 export function buildKlDecoder(cfg: KlConfig, w: WeightSource, opts: KlGraphOptions = {}): Uint8Array {
-  const g = new GraphBuilder({ name: "vae_decoder" });
-  const ctx: BlockContext = { g, w, spec: new Map(), p: { groups: cfg.normNumGroups, eps: EPS } };
-  const z = g.input("latent", "F32", ["batch", cfg.latentChannels, "height", "width"]);
-  g.output("image", decoderBody(ctx, z, cfg, opts.taps ?? false));
-  return g.toBytes();
+  return klGraph(
+    "vae_decoder",
+    cfg,
+    w,
+    ["latent", cfg.latentChannels],
+    "image",
+    decoderBody,
+    opts.taps ?? false,
+  );
 }
 
 const LEGACY: Record<string, string> = { to_q: "query", to_k: "key", to_v: "value", "to_out.0": "proj_attn" };
@@ -251,59 +238,44 @@ export function posteriorFromMoments(
 }
 
 /** Options of {@link AutoencoderKL.load}. */
-export interface KlLoadOptions extends KlGraphOptions {
-  provider?: Provider;
-  threads?: number;
+export interface KlLoadOptions extends KlGraphOptions, files.ComponentSessionOptions {
   /** Frames per session run (default 1: a full-resolution SD decoder needs GBs of activations per frame). */
   maxBatch?: number;
 }
 
+/** Encoder side shared by the KL autoencoders (SD `AutoencoderKL`, SVD `TemporalVae`): moments and mean. */
+export abstract class KlEncoderDecoder extends files.EncoderDecoder {
+  /** quant_conv(encoder(x)) for images x [N, 3, H, W] in [−1, 1]: [N, 2L, H/8, W/8] = [mean | raw logvar]. */
+  encodeMoments(image11: Tensor<"F32">): Promise<Tensor<"F32">> {
+    return this.runEncoder(image11, "image", "moments");
+  }
+
+  /** Posterior mean (unscaled, = diffusers latent_dist.mode()) for images in [−1, 1]. */
+  async encodeMean(image11: Tensor<"F32">): Promise<Tensor<"F32">> {
+    return posteriorFromMoments(await this.encodeMoments(image11)).mean;
+  }
+}
+
 /** A loaded AutoencoderKL: encoder and decoder sessions, working in the VAE's unscaled latent space. */
-export class AutoencoderKL {
-  private constructor(
-    readonly cfg: KlConfig,
-    readonly encoder: Session,
-    readonly decoder: Session,
-    private readonly maxBatch: number,
-  ) {}
+export class AutoencoderKL extends KlEncoderDecoder {
+  private constructor(readonly cfg: KlConfig, encoder: Session, decoder: Session, maxBatch: number) {
+    super(encoder, decoder, maxBatch, "vae");
+  }
 
   /** Build from a diffusers `vae/` folder (config.json + weights). */
   static async load(vaeFolder: string, opts: KlLoadOptions = {}): Promise<AutoencoderKL> {
-    const configPath = path.join(vaeFolder, "config.json");
-    const cfg = parseKlConfig(readJsonConfig(configPath));
-    const file = findWeightsFile(vaeFolder);
-    const w = openKlWeights(file, cfg, configPath);
-    let enc: Uint8Array, dec: Uint8Array;
-    try {
-      enc = buildKlEncoder(cfg, w, opts);
-      dec = buildKlDecoder(cfg, w, opts);
-    } finally {
-      w.close();
-    }
-    const so = { provider: opts.provider, threads: opts.threads };
-    const encoder = await createSession({ bytes: enc }, { ...so, label: `${file} (encoder)` });
-    const decoder = await createSession({ bytes: dec }, { ...so, label: `${file} (decoder)` });
+    const { cfg, file, built } = files.loadComponent(vaeFolder, {
+      parse: parseKlConfig,
+      open: openKlWeights,
+      build: (cfg, w) => [buildKlEncoder(cfg, w, opts), buildKlDecoder(cfg, w, opts)],
+    });
+    const encoder = await files.componentSession(built[0], `${file} (encoder)`, opts);
+    const decoder = await files.componentSession(built[1], `${file} (decoder)`, opts);
     return new AutoencoderKL(cfg, encoder, decoder, opts.maxBatch ?? 1);
-  }
-
-  /** quant_conv(encoder(x)) for x in [−1, 1]: [B, 2L, H/8, W/8] = [mean | raw logvar]. */
-  encodeMoments(image11: Tensor<"F32">): Promise<Tensor<"F32">> {
-    return runChunked(this.encoder, "image", "moments", image11, this.maxBatch, "vae.encode");
-  }
-
-  /** Posterior mean (unscaled) for x in [−1, 1]. */
-  async encodeMean(image11: Tensor<"F32">): Promise<Tensor<"F32">> {
-    return posteriorFromMoments(await this.encodeMoments(image11)).mean;
   }
 
   /** decoder(post_quant_conv(z)) for an unscaled latent z: image in [−1, 1], not clamped. */
   decodeRaw(z: Tensor<"F32">): Promise<Tensor<"F32">> {
-    return runChunked(this.decoder, "latent", "image", z, this.maxBatch, "vae.decode");
-  }
-
-  /** Free both sessions. */
-  async release(): Promise<void> {
-    await this.encoder.release();
-    await this.decoder.release();
+    return this.runDecoder(z, "latent", "image");
   }
 }

@@ -10,29 +10,10 @@ import { addNoise } from "../../../pipeline/backbone/sampler/noise.ts";
 import { edmSchedule } from "../../../pipeline/backbone/sampler/schedule.ts";
 import { f32, maxAbs, maxAbsDiff, reshape, type Tensor } from "../../../pipeline/tensor/tensor.ts";
 import { SHARED } from "../../shared.ts";
+import { readF64Tensors } from "../conformance_io.ts";
 
-/** Minimal safetensors reader for F32 and F64 tensors (the project reader has no F64). */
-function readAll(p: string): Map<string, { shape: number[]; data: Float64Array }> {
-  const bytes = Deno.readFileSync(p);
-  const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
-  const out = new Map<string, { shape: number[]; data: Float64Array }>();
-  for (
-    const [k, v] of Object.entries(header) as [
-      string,
-      { dtype: string; shape: number[]; data_offsets: number[] },
-    ][]
-  ) {
-    if (k === "__metadata__") continue;
-    const raw = bytes.slice(8 + n + v.data_offsets[0], 8 + n + v.data_offsets[1]).buffer;
-    const data = v.dtype === "F64" ? new Float64Array(raw) : Float64Array.from(new Float32Array(raw));
-    out.set(k, { shape: v.shape, data });
-  }
-  return out;
-}
-
-const sched = readAll(`${SHARED}/conformance-svd/scheduler.safetensors`);
-const traj = readAll(`${SHARED}/conformance-svd/trajectory.safetensors`);
+const sched = readF64Tensors(`${SHARED}/conformance-svd/scheduler.safetensors`);
+const traj = readF64Tensors(`${SHARED}/conformance-svd/trajectory.safetensors`);
 const T = (k: string, shape?: number[]): Tensor<"F32"> => {
   const t = traj.get(k)!;
   return f32(shape ?? t.shape, Float32Array.from(t.data));
