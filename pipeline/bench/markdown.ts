@@ -31,7 +31,8 @@ export function benchMarkdown(r: BenchResult): string {
   out.push(
     `${r.created} · ${m.cpus} × ${m.cpuModel}, ${m.memGiB} GiB · deno ${m.deno}, onnxruntime-node ${m.onnxruntime}`,
     "",
-    `Config \`${r.config}\`${r.set.length ? ` with ${r.set.map((s) => `\`--set ${s}\``).join(" ")}` : ""}.`,
+    `Config \`${r.config}\`${r.set.length ? ` with ${r.set.map((s) => `\`--set ${s}\``).join(" ")}` : ""}` +
+      `${r.rows?.length ? `, rows ${r.rows.join(", ")}` : ""}.`,
     "",
   );
   if (r.matmul) {

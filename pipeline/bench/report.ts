@@ -45,6 +45,8 @@ export interface BenchResult {
   machine: { cpus: number; cpuModel: string; memGiB: number; deno: string; onnxruntime: string };
   config: string;
   set: string[];
+  /** The rows measured (null: all rows of the config). */
+  rows?: string[] | null;
   quick: boolean;
   matmul: MatmulProbe | null;
   full: {

@@ -68,8 +68,15 @@ export async function ablate(args: string[]): Promise<number> {
   const rowsWanted = typeof options.rows === "string"
     ? options.rows.split(",").map((s) => s.trim()).filter(Boolean)
     : [];
-  const full = loadConfig(positionals[0], { set: options.set as string[], cwd: userCwd() });
+  // Optional rows named with --rows join the table (their results sit beside the default rows').
+  const full = loadConfig(positionals[0], { set: options.set as string[], cwd: userCwd(), include: rowsWanted });
   const config = rowsWanted.length ? selectRows(full, rowsWanted) : full;
+  const skipped = (full.allRows ?? []).filter((r) => r.optional && !full.rows.some((q) => q.name === r.name));
+  if (skipped.length) {
+    console.error(
+      `note: optional rows ${skipped.map((r) => r.name).join(", ")} not run (they need user weights; name them with --rows)`,
+    );
+  }
   const imported = await importStages(options.stages as string[]);
   const stages = registeredStages();
   if (!stages.length) {

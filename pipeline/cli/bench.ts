@@ -14,7 +14,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { UserError } from "../errors.ts";
-import { loadConfig } from "../config/load.ts";
+import { loadConfig, selectRows } from "../config/load.ts";
 import { REPO_ROOT } from "../config/paths.ts";
 import { defaultGraphCacheDir } from "../backbone/onnx/cache.ts";
 import { STAGES } from "../stages/mod.ts";
@@ -54,6 +54,11 @@ const OPTIONS: Record<string, OptionSpec> = {
     value: "N",
     doc: "frames of the short synthetic clip (the long one has 10·N; default 28, --quick 14)",
   },
+  rows: {
+    type: "string",
+    value: "LIST",
+    doc: "comma-separated rows of the config to measure (default all; the `rows` phase needs all of them)",
+  },
   work: { type: "string", value: "DIR", doc: "folder for the temporary caches (default a new temp folder)" },
   keep: { type: "boolean", doc: "keep the temporary caches" },
   help: { type: "boolean", short: "h", doc: "show this help" },
@@ -90,8 +95,11 @@ export async function bench(args: string[]): Promise<number> {
   );
   const userSet = options.set as string[];
   const set = quick ? [...userSet, "dataset.max_frames=14"] : userSet;
-  const config = loadConfig(configFile, { set, cwd: userCwd() }); // validates before anything heavy starts
+  const loaded = loadConfig(configFile, { set, cwd: userCwd() }); // validates before anything heavy starts
+  const only = typeof options.rows === "string" ? options.rows.split(",").map((r) => r.trim()).filter(Boolean) : null;
+  const config = only ? selectRows(loaded, only) : loaded;
   const rowNames = config.rows.map((r) => r.name);
+  const rowsSpec = only ? { rows: rowNames } : {};
   const lastRow = config.rows[config.rows.length - 1];
   const outDir = userPath((options.out as string | undefined) ?? path.join(REPO_ROOT, "results", "bench"));
   const work = options.work
@@ -105,6 +113,7 @@ export async function bench(args: string[]): Promise<number> {
     machine: machineInfo(),
     config: path.relative(REPO_ROOT, configFile) || configFile,
     set: userSet,
+    rows: only,
     quick,
     matmul: null,
     full: null,
@@ -134,6 +143,7 @@ export async function bench(args: string[]): Promise<number> {
     let full: ChildRun | null = null;
     if (phases.has("full")) {
       full = await runChildProcess(dirs, "full", {
+        ...rowsSpec,
         config: configFile,
         set,
         cache: freshDir(dirs, "cache-full"),
@@ -147,6 +157,7 @@ export async function bench(args: string[]): Promise<number> {
     if (phases.has("schedule") && full) {
       const other = schedule === "reference" ? "optimized" : "reference";
       const flip = await runChildProcess(dirs, `schedule-${other}`, {
+        ...rowsSpec,
         config: configFile,
         set: [...set, `schedule=${other}`],
         cache: fullCache,
@@ -158,6 +169,7 @@ export async function bench(args: string[]): Promise<number> {
     }
     if (phases.has("taesd") && full && lastRow.config.modulation.decoder === "vae") {
       const t = await runChildProcess(dirs, "taesd", {
+        ...rowsSpec,
         config: configFile,
         set: [...set, "schedule=optimized", "modulation.decoder=taesd"],
         cache: fullCache,
@@ -243,7 +255,7 @@ function readPrevious(dir: string, now: BenchResult): BenchResult | null {
   try {
     const prev = JSON.parse(fs.readFileSync(path.join(dir, "bench.json"), "utf8")) as BenchResult;
     const same = prev.config === now.config && prev.quick === now.quick &&
-      JSON.stringify(prev.set) === JSON.stringify(now.set);
+      JSON.stringify(prev.set) === JSON.stringify(now.set) && JSON.stringify(prev.rows ?? null) === JSON.stringify(now.rows ?? null);
     return same ? prev : null;
   } catch {
     return null;

@@ -139,7 +139,9 @@ export function parseConfig(text: string, file: string, opts: LoadOptions = {}):
     validateLayer(over, at(`rows.${name}`), {
       optional: (v) => {
         if (typeof v !== "boolean") {
-          throw new UserError(`${file}: rows.${name}.optional: expected true or false, got ${describeValue(v)}`);
+          throw new UserError(
+            `${file}: rows.${name}.optional: expected true or false, got ${describeValue(v)}`,
+          );
         }
         optional = v;
       },
@@ -157,7 +159,9 @@ export function parseConfig(text: string, file: string, opts: LoadOptions = {}):
 
   const sets = (opts.set ?? []).map((s) => parseSet(s, rows.map((r) => r.name)));
   const root = opts.root ?? REPO_ROOT;
+  const include = new Set([...(opts.include ?? []), ...(opts.rows ?? [])]);
   const all: ConfigRow[] = rows.map((r) => {
+    try {
       const origins = new Map<string, Origin>();
       const merged = schemaDefaults();
       mergeInto(merged, defaults as Record<string, unknown>, at("defaults"), origins);
@@ -169,11 +173,23 @@ export function parseConfig(text: string, file: string, opts: LoadOptions = {}):
       }
       checkCrossFields(merged, origins, { kind: "default", file });
       for (const p of PATH_LEAVES) resolvePathLeaf(merged, p, root);
-      const row: ConfigRow = { name: r.name, title: r.title, paper: r.paper, config: merged as unknown as VidsegConfig };
+      const row: ConfigRow = {
+        name: r.name,
+        title: r.title,
+        paper: r.paper,
+        config: merged as unknown as VidsegConfig,
+      };
       if (r.optional) row.optional = true;
       return row;
+    } catch (e) {
+      // An optional row nobody asked for must not block the others (e.g. `--set backbone.kind=sd` for a table
+      // whose optional rows are SVD); its error is raised when it is selected.
+      if (!r.optional || include.has(r.name) || !(e instanceof UserError)) throw e;
+      const row: ConfigRow = { name: r.name, title: r.title, paper: r.paper, optional: true, config: null! };
+      deferredErrors.set(row, e);
+      return row;
+    }
   });
-  const include = new Set(opts.include ?? []);
   const loaded: LoadedConfig = {
     file,
     name: path.basename(file).replace(/\.ya?ml$/i, ""),
@@ -194,8 +210,13 @@ export function selectRows(config: LoadedConfig, names: readonly string[]): Load
       );
     }
   }
-  return { ...config, rows: all.filter((r) => names.includes(r.name)) };
+  const rows = all.filter((r) => names.includes(r.name));
+  for (const r of rows) if (deferredErrors.has(r)) throw deferredErrors.get(r)!;
+  return { ...config, rows };
 }
+
+/** Validation errors of optional rows that were not selected when the file was loaded. */
+const deferredErrors = new WeakMap<ConfigRow, UserError>();
 
 /** A parsed `--set` override. */
 export interface SetOverride {

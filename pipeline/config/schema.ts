@@ -91,7 +91,12 @@ export const SCHEMA: Record<string, Spec> = {
     steps: { kind: "int", min: 1, default: 25, doc: "sampling steps" },
     t_m: { kind: "int", min: 0, default: 22, doc: "modulation step index = noise start (< steps)" },
     t_f: { kind: "int", min: 0, default: 24, doc: "feature step index (t_m ≤ t_f < steps)" },
-    guidance: { kind: "number", min: 0, default: 5, doc: "classifier-free guidance scale" },
+    guidance: {
+      kind: "number",
+      min: 0,
+      default: 5,
+      doc: "classifier-free guidance scale (SVD: last frame's scale of the per-frame ramp 1 → guidance; code 2.5)",
+    },
   }),
   features: group("features for K-Means/KNN (ALGORITHM.md §4)", {
     blocks: {

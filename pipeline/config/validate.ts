@@ -177,6 +177,12 @@ const RULES: PairRule[] = [
   },
 ];
 
+/**
+ * The attention the modulation perturbs is fixed by the backbone (ALGORITHM.md §8.2): SD adds to the
+ * cross-attention output, SVD to the spatial and temporal self-attention outputs; the graphs offer nothing else.
+ */
+const ATTN_OF_KIND: Record<string, string> = { tiny: "cross", sd: "cross", svd: "self" };
+
 /** Cross-field rules on a merged row config; `origins` maps dotted leaves to where they were set. */
 export function checkCrossFields(
   config: Record<string, unknown>,
@@ -185,6 +191,18 @@ export function checkCrossFields(
 ): void {
   const get = (p: string) =>
     p.split(".").reduce<unknown>((o, k) => (o as Record<string, unknown>)?.[k], config) as number;
+  const kind = get("backbone.kind") as unknown as string, attn = get("modulation.attn") as unknown as string;
+  if (ATTN_OF_KIND[kind] && attn !== ATTN_OF_KIND[kind]) {
+    const ok = origins.get("backbone.kind"), oa = origins.get("modulation.attn");
+    const where = rank(ok) > rank(oa)
+      ? `${locate(ok!, "backbone.kind")}: ${kind} needs modulation.attn ${ATTN_OF_KIND[kind]}, got ${attn}`
+      : `${locate(oa ?? fallback, "modulation.attn")}: expected ${
+        ATTN_OF_KIND[kind]
+      } with backbone.kind ${kind}, got ${attn}`;
+    throw new UserError(
+      `${where} (${kind === "svd" ? "SVD modulates self-attention" : "SD modulates cross-attention"})`,
+    );
+  }
   for (const r of RULES) {
     const a = get(r.a), b = get(r.b);
     if (r.ok(a, b)) continue;

@@ -10,6 +10,7 @@
  * classIoU: {class name: percent | null}, frames: number evaluated}.
  * @module
  */
+import { fail } from "../errors.ts";
 import type { Json, Stage } from "../dag/stage.ts";
 import type { ClassInfo, VideoClip } from "../data/clip.ts";
 import { datasetSpecFromConfig, loadDataset, readGt } from "../data/dataset.ts";
@@ -99,6 +100,11 @@ export function pairWithGt(clip: VideoClip, labels: Tensor, frameNames?: readonl
     const j = index.get(fr.name);
     if (fr.gt === null || j === undefined) return;
     const gt = readGt(clip, i)!;
+    if (gt.shape[0] !== H || gt.shape[1] !== W) {
+      // Predictions are at the frames' original size (all frames of a clip share it): a GT of another size is a
+      // dataset error, not something to paper over by resizing.
+      fail(fr.gt, `GT is ${gt.shape[1]}×${gt.shape[0]} but its frame is ${W}×${H} (expected a label PNG of its frame's size)`);
+    }
     const data = (labels.data as Uint8Array | Int32Array).subarray(j * H * W, (j + 1) * H * W);
     out.gt.push(gt);
     out.pred.push({ dtype: labels.dtype, shape: [H, W], data } as Tensor<"I32">);

@@ -3,6 +3,8 @@
  * (role "labels") from the cache and write the results folder.
  * @module
  */
+import { UserError } from "../errors.ts";
+import { errnoText } from "../dag/store.ts";
 import type { Plan } from "../dag/plan.ts";
 import type { Artifacts } from "../dag/stage.ts";
 import type { Runner } from "../dag/runner.ts";
@@ -29,6 +31,26 @@ export async function writeAblateResults(
   config: LoadedConfig,
   outDir: string,
   computed: ReadonlySet<string> = new Set(config.rows.map((r) => r.name)),
+): Promise<AblateOutput> {
+  try {
+    return await writeAll(runner, plan, config, outDir, computed);
+  } catch (e) {
+    // A results folder that cannot be written (a file where a folder should be, no permission, a full disk) is
+    // the user's to fix: one line naming it. The cache is untouched, so a rerun only rewrites the results.
+    const code = (e as NodeJS.ErrnoException | null)?.code;
+    if (typeof code !== "string" || !/^E[A-Z]+$/.test(code)) throw e;
+    throw new UserError(
+      `results ${outDir}: cannot write the results (${errnoText(e)}); expected a writable folder (--results DIR)`,
+    );
+  }
+}
+
+async function writeAll(
+  runner: Runner,
+  plan: Plan,
+  config: LoadedConfig,
+  outDir: string,
+  computed: ReadonlySet<string>,
 ): Promise<AblateOutput> {
   const roleOf = new Map(plan.stages.map((s) => [s.name, s.role]));
   const rows: RowResult[] = [];

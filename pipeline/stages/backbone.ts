@@ -15,6 +15,7 @@ import { emptyPromptEmbedding } from "../backbone/models/prompt_embedding.ts";
 import type { Provider } from "../backbone/runtime.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import type { UNetRequest, UNetResult, UNetRunner } from "./passes.ts";
+import { checkPipelineKind, svdVaeOf } from "./svd_backbone.ts";
 
 /** Backbone params as stages receive them (config group `backbone`). */
 export interface BackboneParams {
@@ -29,7 +30,8 @@ export const MICRO_BATCH = 28;
 
 const pool = new Map<string, Promise<unknown>>();
 
-function memo<T>(key: string, make: () => Promise<T>): Promise<T> {
+/** Memoise a model load in the process-wide pool under `key` (a failed load is forgotten). */
+export function memo<T>(key: string, make: () => Promise<T>): Promise<T> {
   let p = pool.get(key) as Promise<T> | undefined;
   if (!p) {
     p = make();
@@ -39,7 +41,8 @@ function memo<T>(key: string, make: () => Promise<T>): Promise<T> {
   return p;
 }
 
-function graphCacheDir(): string | undefined {
+/** Graph cache directory ($VIDSEG_GRAPH_CACHE, else the loaders' default). */
+export function graphCacheDir(): string | undefined {
   return Deno.env.get("VIDSEG_GRAPH_CACHE") ?? undefined;
 }
 
@@ -59,7 +62,12 @@ export function unetVariant(b: BackboneParams, opts: UNetLoadOptions): Promise<U
 export function vaeOf(b: BackboneParams, decoder: "vae" | "taesd" = "vae"): Promise<Vae> {
   // "taesd" = the fast preview decoder shipped with the embedded model; for a KL model it needs a TAESD folder.
   const folder = decoder === "taesd" ? taesdFolder() : b.weights;
-  return memo(`vae|${path.resolve(folder)}|${b.provider}`, () => loadVae(folder, { provider: b.provider, maxBatch: 14 }));
+  // Frames per VAE run: on CPU small runs are fastest (TAESD at 256×192: 4 → 82 ms/frame, 14 → 86, 28 → 122) and
+  // bound memory; on CUDA larger runs fill the device.
+  const maxBatch = b.provider === "cuda" ? 14 : 4;
+  checkPipelineKind(b);
+  if (b.kind === "svd" && decoder === "vae") return svdVaeOf(b, maxBatch);
+  return memo(`vae|${path.resolve(folder)}|${b.provider}`, () => loadVae(folder, { provider: b.provider, maxBatch }));
 }
 
 /** Folder of the TAESD weights that ship with the repo (the embedded model's VAE). */

@@ -14,15 +14,17 @@
  *   ablation rows that differ only in aggregation share this expensive stage.
  * @module
  */
-import type { Artifacts, Stage } from "../dag/stage.ts";
-import { f32, numel, type Tensor } from "../tensor/tensor.ts";
+import { type Artifacts, rowsOf, shapeOf, type Stage, tensorOutput, type TensorOutput } from "../dag/stage.ts";
+import type { Tensor } from "../tensor/tensor.ts";
 import { legacyDdpmSchedule } from "../backbone/sampler/schedule.ts";
 import { addNoise, gaussianNoise } from "../backbone/sampler/noise.ts";
 import { tapName } from "../backbone/models/unet.ts";
 import { type BackboneParams, condOf, vaeOf, VariantRunner } from "./backbone.ts";
 import { unmodulatedPass } from "./passes.ts";
 import { distinctBatches, planBatches } from "../seg/video.ts";
-import { framesToImages01, gatherFrames } from "./frames_util.ts";
+import { framesToImages01 } from "./frames_util.ts";
+import { svdCondNoise } from "./svd_backbone.ts";
+import { svdFeatureTaps } from "./svd_stages.ts";
 
 type P = Record<string, unknown>;
 
@@ -40,26 +42,28 @@ export const invertStage: Stage<P> = {
   params: ["backbone", "seed", "batch_size"],
   upstream: ["frames"],
   async run(inputs, p, ctx) {
-    const frames = inputs.frames.tensors.frames as Tensor<"U8">; // [N, H, W, 3]
-    const [N, H, W] = frames.shape;
+    const [N, H, W] = shapeOf(inputs.frames, "frames")!.shape; // U8 [N, H, W, 3]
+    if (H % 64 || W % 64) throw new Error(`invert: frames ${W}×${H} are not multiples of 64`);
     const vae = await vaeOf(p.backbone as BackboneParams);
     const chunk = 7;
-    const parts: Float32Array[] = [];
+    let z0: TensorOutput<"F32"> | null = null;
     let latentShape: readonly number[] = [];
+    // Frames stream in and latents stream out, a chunk at a time.
     for (let i = 0; i < N; i += chunk) {
-      const idx = Array.from({ length: Math.min(chunk, N - i) }, (_, k) => i + k);
-      const z = await vae.encode(framesToImages01(gatherFrames(frames, idx)));
-      parts.push(z.data);
+      const frames = rowsOf(inputs.frames, "frames", i, Math.min(N, i + chunk)) as Tensor<"U8">;
+      const z = await vae.encode(framesToImages01(frames));
       latentShape = z.shape.slice(1);
+      z0 ??= tensorOutput(ctx, "z0", "F32", [N, ...latentShape]);
+      z0.append(z);
       ctx.progress(Math.min(N, i + chunk), N, "frames encoded");
     }
-    const z0 = new Float32Array(N * numel(latentShape));
-    let off = 0;
-    for (const d of parts) (z0.set(d, off), off += d.length);
     const F = Math.min(p.batch_size as number, N);
     const eps = gaussianNoise(p.seed as number, [F, ...latentShape]);
-    if (H % 64 || W % 64) throw new Error(`invert: frames ${W}×${H} are not multiples of 64`);
-    return { tensors: { z0: f32([N, ...latentShape], z0), eps }, json: {} };
+    // SVD: the conditioning frame's cond_aug noise is drawn here too (same for every batch, svd_backbone.ts).
+    const svd: Record<string, Tensor> = (p.backbone as BackboneParams).kind === "svd"
+      ? { cond_noise: svdCondNoise(p.seed as number, H, W) }
+      : {};
+    return { tensors: { ...z0!.result(), eps, ...svd }, json: {} };
   },
 };
 
@@ -70,46 +74,42 @@ export const featuresStage: Stage<P> = {
   params: ["backbone", "sampler", "batch_size", "dedupe_last_batch", "features.blocks", "features.block", "cbr.block"],
   upstream: ["frames", "invert"],
   async run(inputs, p, ctx): Promise<Artifacts> {
-    const z0 = inputs.invert.tensors.z0 as Tensor<"F32">;
+    const z0Shape = shapeOf(inputs.invert, "z0")!.shape; // [N, 4, h, w]
     const eps = inputs.invert.tensors.eps as Tensor<"F32">;
-    const N = z0.shape[0];
+    const N = z0Shape[0];
     const s = p.sampler as { steps: number; t_m: number; t_f: number; guidance: number };
     const b = p.backbone as BackboneParams;
     const schedule = legacyDdpmSchedule(s.steps);
     const blocks = featureBlocks(p);
     const taps = blocks.map((i) => tapName(i, "attn1_q"));
     const runner = new VariantRunner(b, 7, []);
-    const cond = await condOf(b);
+    const cond = b.kind === "svd" ? null : await condOf(b); // SVD is conditioned on images, per batch
     const ranges = distinctBatches(planBatches(N, p.batch_size as number, p.dedupe_last_batch as boolean));
     const T = ranges.reduce((a, r) => a + r.end - r.start, 0);
-    const out: Record<string, Float32Array> = {};
-    const shapes: Record<string, number[]> = {};
-    let row = 0;
+    // Each block's queries stream out batch by batch.
+    const out: Record<string, TensorOutput<"F32">> = {};
     for (const [bi, { start, end }] of ranges.entries()) {
-      const idx = Array.from({ length: end - start }, (_, k) => start + k);
       // Every batch has exactly F frames (the last one overlaps, §6.4), so it receives the whole ε.
-      const x = addNoise(gatherFrames(z0, idx), schedule.sigmas[s.t_m], eps);
-      const rec = await unmodulatedPass(runner, x, { schedule, start: s.t_m, end: s.t_f + 1, guidance: s.guidance, cond }, {
-        taps,
-        tapsOnlyAtLast: true,
-        lastStepTruncated: true,
-      });
-      const last = rec.taps[rec.taps.length - 1];
-      const Fb = idx.length;
+      const z0 = rowsOf(inputs.invert, "z0", start, end) as Tensor<"F32">;
+      const last = b.kind === "svd"
+        ? await svdFeatureTaps(b, rowsOf(inputs.frames, "frames", start, end) as Tensor<"U8">,
+          inputs.invert.tensors.cond_noise as Tensor<"F32">, z0, eps, s, blocks) // same names and layout
+        : (await unmodulatedPass(runner, addNoise(z0, schedule.sigmas[s.t_m], eps), {
+          schedule, start: s.t_m, end: s.t_f + 1, guidance: s.guidance, cond: cond!,
+        }, { taps, tapsOnlyAtLast: true, lastStepTruncated: true })).taps.at(-1)!;
+      const Fb = end - start;
       for (const [j, i] of blocks.entries()) {
         const t = last[taps[j]]; // [2F, n, C]: keep the conditional half
         const per = t.shape[1] * t.shape[2];
-        shapes[`q${i}`] = [T, t.shape[1], t.shape[2]];
-        out[`q${i}`] ??= new Float32Array(T * per);
-        out[`q${i}`].set(t.data.subarray(Fb * per, 2 * Fb * per), row * per);
+        out[`q${i}`] ??= tensorOutput(ctx, `q${i}`, "F32", [T, t.shape[1], t.shape[2]]);
+        out[`q${i}`].append({ dtype: "F32", shape: [Fb, t.shape[1], t.shape[2]], data: t.data.subarray(Fb * per, 2 * Fb * per) });
       }
-      row += Fb;
       ctx.progress(bi + 1, ranges.length, "batches");
     }
     // Blocks 6–8 run at H/16 × W/16 = half the latent grid (ALGORITHM.md §2).
-    const grid = [z0.shape[2] / 2, z0.shape[3] / 2];
+    const grid = [z0Shape[2] / 2, z0Shape[3] / 2];
     const tensors: Record<string, Tensor> = {};
-    for (const [k, v] of Object.entries(out)) tensors[k] = f32(shapes[k], v);
+    for (const o of Object.values(out)) Object.assign(tensors, o.result());
     const batches = ranges.map((r) => [r.start, r.end]);
     return { tensors, json: { grid, frames: inputs.frames.json.frames, batches } };
   },

@@ -23,9 +23,10 @@
  * {labels: number[]}.
  * @module
  */
-import type { Artifacts, Stage, StageContext } from "../dag/stage.ts";
+import { type Artifacts, rowsOf, shapeOf, type Stage, type StageContext, tensorOutput } from "../dag/stage.ts";
 import type { VidsegConfig } from "../config/schema.ts";
 import { type Tensor, u8 } from "../tensor/tensor.ts";
+import type { BatchRange } from "../seg/video.ts";
 import { legacyDdpmSchedule } from "../backbone/sampler/schedule.ts";
 import { addNoise } from "../backbone/sampler/noise.ts";
 import { tapName } from "../backbone/models/unet.ts";
@@ -42,7 +43,8 @@ import {
 } from "./backbone.ts";
 import { type ModSample, modulatedPass, type ModulationSettings, type PassSettings, unmodulatedPass } from "./passes.ts";
 import { distinctBatches, planBatches } from "../seg/video.ts";
-import { gatherFrames, images01ToFrames } from "./frames_util.ts";
+import { images01ToFrames } from "./frames_util.ts";
+import { svdModulateClip } from "./svd_stages.ts";
 
 type P = Record<string, unknown>;
 
@@ -106,14 +108,16 @@ export const modulateStage: Stage<P> = {
   params: ["backbone", "sampler", "batch_size", "dedupe_last_batch", "modulation", "schedule"],
   upstream: ["frames", "invert", "knn"],
   run(inputs, p, ctx): Promise<Artifacts> {
+    // SVD: a batch is one video (temporal attention), with its own passes and conditioning (svd_stages.ts).
+    if ((p.backbone as BackboneParams).kind === "svd") return svdModulateClip(inputs, p, ctx);
     if (p.schedule === "reference") return modulateClip(inputs, p, ctx, null);
     const m = p.modulation as ModulationParams;
-    const z0 = inputs.invert.tensors.z0 as Tensor<"F32">;
+    const z0 = shapeOf(inputs.invert, "z0")!.shape;
     const frames = inputs.frames.json.size as [number, number] | undefined;
-    const image: [number, number] = frames ?? [z0.shape[2] * 8, z0.shape[3] * 8];
+    const image: [number, number] = frames ?? [z0[2] * 8, z0[3] * 8];
     const opt = optimizedOptions(
       p.backbone as BackboneParams,
-      [z0.shape[2], z0.shape[3]],
+      [z0[2], z0[3]],
       image,
       m.injection ? INJECT_POSITIONS : [],
       m.block,
@@ -133,13 +137,13 @@ export async function modulateClip(
   ctx: StageContext,
   opt: OptimizedOptions | null,
 ): Promise<Artifacts> {
-  const z0 = inputs.invert.tensors.z0 as Tensor<"F32">;
+  const z0Shape = shapeOf(inputs.invert, "z0")!.shape; // [N, 4, h, w]; read batch by batch
   const eps = inputs.invert.tensors.eps as Tensor<"F32">;
   // Per distinct batch, the (CBR-refined when on) coarse maps: the masks of that batch's passes.
   const coarse = inputs.knn.tensors.coarse_batches as Tensor<"I32">; // [B, F, h, w]
   const labels = inputs.knn.json.labels as number[];
   const [H0, W0] = inputs.frames.json.size0 as [number, number];
-  const N = z0.shape[0], gh = coarse.shape[2], gw = coarse.shape[3], tokens = gh * gw;
+  const N = z0Shape[0], gh = coarse.shape[2], gw = coarse.shape[3], tokens = gh * gw;
   const s = p.sampler as { steps: number; t_m: number; t_f: number; guidance: number };
   const m = p.modulation as ModulationParams;
   const b = p.backbone as BackboneParams;
@@ -169,19 +173,20 @@ export async function modulateClip(
   };
 
   const L = labels.length;
-  const diff = u8([N, L, H0, W0]);
+  const diffOut = tensorOutput(ctx, "diff", "U8", [N, L, H0, W0]);
   // The full plan (a repeated last batch is rerun, as in the reference); masks come from its distinct slot.
   const plan = planBatches(N, p.batch_size as number, p.dedupe_last_batch as boolean);
   const distinct = distinctBatches(plan);
   const batches = opt?.skipRepeats ? distinct : plan;
+  const owned = finalRows(batches);
   let done = 0;
-  for (const { start, end } of batches) {
+  for (const [bi, { start, end }] of batches.entries()) {
     const slot = distinct.findIndex((d) => d.start === start && d.end === end);
-    const idx = Array.from({ length: end - start }, (_, k) => start + k);
-    const F = idx.length;
-    // A later (overlapping) batch overwrites its frames entirely, absent labels included.
-    diff.data.fill(0, start * L * H0 * W0, end * L * H0 * W0);
-    const x0 = addNoise(gatherFrames(z0, idx), schedule.sigmas[s.t_m], eps);
+    const F = end - start;
+    // This batch's maps; a later (overlapping) batch overwrites its frames entirely, so only the rows no later
+    // batch rewrites are streamed out (absent labels stay zero).
+    const diff = u8([F, L, H0, W0]);
+    const x0 = addNoise(rowsOf(inputs.invert, "z0", start, end) as Tensor<"F32">, schedule.sigmas[s.t_m], eps);
     const record = await unmodulatedPass(runner, x0, settings, { taps: injectNames, recordPrefix: reusePrefix });
     const mask = (f: number, label: number): Uint8Array | null => {
       const src = coarse.data.subarray((slot * F + f) * tokens, (slot * F + f + 1) * tokens);
@@ -206,7 +211,7 @@ export async function modulateClip(
         const a = plus.get(key), c = minus.get(key);
         if (a && c) {
           const d = differenceMap(a, c, m.difference_mode);
-          diff.data.set(d.data, ((start + k.f) * L + k.l) * H0 * W0);
+          diff.data.set(d.data, (k.f * L + k.l) * H0 * W0);
           plus.delete(key);
           minus.delete(key);
         }
@@ -214,8 +219,29 @@ export async function modulateClip(
       done += 1 / groups.length;
       ctx.progress(Math.round(100 * done) / 100, batches.length, "batches modulated");
     }
+    const [a, b] = owned[bi];
+    if (b > a) {
+      const plane = L * H0 * W0;
+      diffOut.append({ dtype: "U8", shape: [b - a, L, H0, W0], data: diff.data.subarray((a - start) * plane, (b - start) * plane) });
+    }
   }
-  return { tensors: { diff }, json: { labels } };
+  return { tensors: diffOut.result(), json: { labels } };
+}
+
+/**
+ * For each batch of a plan (in order), the frame rows [a, b) it writes last — the rows no later batch covers.
+ * Batch starts never decrease, so these ranges are consecutive and cover [0, N): streaming them in order equals
+ * overwriting a whole-clip tensor batch after batch.
+ */
+export function finalRows(batches: readonly BatchRange[]): [number, number][] {
+  let written = 0;
+  return batches.map((r, i) => {
+    const laterStart = Math.min(r.end, ...batches.slice(i + 1).map((q) => q.start));
+    const b = Math.max(written, laterStart);
+    const out: [number, number] = [written, b];
+    written = b;
+    return out;
+  });
 }
 
 /** Which (frame, label, sign) each sample of a group is. */

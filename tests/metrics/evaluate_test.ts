@@ -1,5 +1,6 @@
 import * as path from "node:path";
-import { assertAlmostEquals, assertEquals } from "../assert.ts";
+import { assert, assertAlmostEquals, assertEquals } from "../assert.ts";
+import { UserError } from "../../pipeline/errors.ts";
 import { ROOT } from "../shared.ts";
 import type { StageContext } from "../../pipeline/dag/stage.ts";
 import { makeEvaluateStage } from "../../pipeline/metrics/evaluate.ts";
@@ -61,4 +62,23 @@ Deno.test("evaluate stage: hand-computed mIoU when one class is always predicted
   const m = out.json.metrics as Record<string, any>;
   assertAlmostEquals(m.mIoU, 50, 1e-12);
   assertEquals(m.classIoU, { Sky: 100, Road: 50, Car: 0 });
+});
+
+Deno.test("evaluate stage: a GT of another size than its frame is one clear error naming the GT file", async () => {
+  const stage = makeEvaluateStage("seg");
+  // Predictions at 6×10 where the fixture's frames and GT are 6×8: the GT no longer matches its frame.
+  const pred = u8([3, 6, 10]);
+  let msg = "";
+  try {
+    await stage.run(
+      { "seg/clipA": { tensors: { labels: pred }, json: { frames: ["0001_f10", "0001_f12", "0001_f14"] } } },
+      params,
+      ctx,
+    );
+  } catch (e) {
+    assert(e instanceof UserError, String(e));
+    msg = e.message;
+  }
+  assert(msg.includes("GT is 8×6 but its frame is 10×6"), msg);
+  assert(msg.includes(path.join(root, "")), msg);
 });

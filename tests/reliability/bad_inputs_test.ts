@@ -56,6 +56,11 @@ interface Ctx {
 
 const SWAN = path.join(SHARED, "data", "swan", "images");
 
+/** A diffusers `model_index.json` naming pipeline class `cls` in the case's weights folder. */
+function writeModelIndex(c: Ctx, cls: string): void {
+  fs.writeFileSync(path.join(c.weights, "model_index.json"), JSON.stringify({ _class_name: cls }));
+}
+
 /** Write the tiny config (with optional extra YAML) and return ablate's arguments. */
 function ablateArgs(c: Ctx, extra = "", set: string[] = []): Built {
   fs.writeFileSync(c.config, tinyConfig({ weights: c.weights, camvid: c.camvid, maxFrames: 3, extra }));
@@ -256,6 +261,29 @@ const CASES: Case[] = [
       return ablateArgs(c);
     },
     phrases: (c) => [path.join(c.weights, "vae"), "diffusion_pytorch_model.bin", "pickles are never loaded"],
+    cachedOk: ["frames"],
+  },
+  {
+    name: "SVD folder given as backbone.kind sd (model_index.json)",
+    build: (c) => (writeModelIndex(c, "StableVideoDiffusionPipeline"), ablateArgs(c)),
+    phrases: (c) => [
+      path.join(c.weights, "model_index.json"),
+      `_class_name "StableVideoDiffusionPipeline"`,
+      "backbone.kind sd needs a Stable Diffusion 1.x/2.x pipeline (StableDiffusionPipeline)",
+    ],
+    cachedOk: ["frames"],
+  },
+  {
+    name: "SD folder given as backbone.kind svd (model_index.json)",
+    build: (c) => (
+      writeModelIndex(c, "StableDiffusionPipeline"),
+        ablateArgs(c, "", ["backbone.kind=svd", "modulation.attn=self", "modulation.block=8"])
+    ),
+    phrases: (c) => [
+      path.join(c.weights, "model_index.json"),
+      `_class_name "StableDiffusionPipeline"`,
+      "backbone.kind svd needs a Stable Video Diffusion pipeline (StableVideoDiffusionPipeline)",
+    ],
     cachedOk: ["frames"],
   },
   {

@@ -102,43 +102,11 @@ export function tinyConfig(o: TinyConfig): string {
 }
 
 /** Output of a CLI run. */
-export interface CliRun {
-  code: number;
-  signal: Deno.Signal | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
+export { type CliRun, runCli } from "../cli/run_cli.ts";
 
 /** Environment every CLI run gets: plain progress lines, no colour, a private ONNX graph cache. */
 export function cliEnv(graphCache: string, extra: Record<string, string> = {}): Record<string, string> {
   return { CI: "true", NO_COLOR: "1", VIDSEG_GRAPH_CACHE: graphCache, VIDSEG_THREADS: "1", ...extra };
-}
-
-/** Run `deno run -A <script> ...args` to completion. */
-export async function runCli(
-  script: string,
-  args: string[],
-  env: Record<string, string>,
-  opts: { clearEnv?: boolean } = {},
-): Promise<CliRun> {
-  const t0 = performance.now();
-  const o = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", script, ...args],
-    env,
-    clearEnv: opts.clearEnv,
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: o.code,
-    signal: o.signal,
-    stdout: new TextDecoder().decode(o.stdout),
-    stderr: new TextDecoder().decode(o.stderr),
-    ms: performance.now() - t0,
-  };
 }
 
 /** Every file under `dir` (relative paths, sorted); [] when it does not exist. */

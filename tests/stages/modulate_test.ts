@@ -7,7 +7,7 @@
 import { assert, assertEquals } from "../assert.ts";
 import { SHARED } from "../shared.ts";
 import { invertStage } from "../../pipeline/stages/diffusion.ts";
-import { modulateStage } from "../../pipeline/stages/modulate.ts";
+import { finalRows, modulateStage } from "../../pipeline/stages/modulate.ts";
 import type { Artifacts, StageContext } from "../../pipeline/dag/stage.ts";
 import { i32, type Tensor, u8 } from "../../pipeline/tensor/tensor.ts";
 
@@ -75,4 +75,14 @@ Deno.test("modulate: optimized schedule = reference schedule; absent labels give
   for (let i = 0; i < a.data.length; i++) if (a.data[i] === b.data[i]) equal++;
   // Batch composition differs between the schedules, so ONNX kernels may round differently; demand near-identity.
   assert(equal / a.data.length > 0.999, `only ${(100 * equal / a.data.length).toFixed(3)}% of pixels equal`);
+});
+
+Deno.test("modulate: each frame's maps are streamed out by the last batch that covers it", () => {
+  const r = (start: number, end: number) => ({ start, end });
+  assertEquals(finalRows([r(0, 14), r(14, 28)]), [[0, 14], [14, 28]]);
+  // An overlapping last batch (§6.4) rewrites the overlap: the earlier batch only emits what precedes it.
+  assertEquals(finalRows([r(0, 14), r(6, 20)]), [[0, 6], [6, 20]]);
+  // A repeated batch (reference rerun, §13.14): the repeat owns every row.
+  assertEquals(finalRows([r(0, 14), r(14, 28), r(14, 28)]), [[0, 14], [14, 14], [14, 28]]);
+  assertEquals(finalRows([r(0, 1), r(1, 2), r(2, 3)]), [[0, 1], [1, 2], [2, 3]]);
 });
