@@ -108,8 +108,9 @@ function instrument(
       s.run++;
       s.wallMs += ms;
       if (p !== null) s.peakRss = Math.max(s.peakRss ?? 0, p);
-      const frames = (inputs.frames ?? out).tensors?.frames;
-      if (frames) s.frames += frames.shape[0];
+      // Frame names, not the frames tensor: touching that would load a whole (streamed) video into memory.
+      const names = (inputs.frames ?? (stage.name === "frames" ? out : undefined))?.json?.frames;
+      if (Array.isArray(names)) s.frames += names.length;
       const size = (inputs.frames ?? out).json?.size as [number, number] | undefined;
       await account(s, before, size ? [size[0] / 8, size[1] / 8] : null, fullMacs);
       resetPeakRss();

@@ -101,7 +101,11 @@ export async function ablate(args: string[]): Promise<number> {
     }
     return out;
   };
-  if (!options.plan) checkWritableDir(path.join(resultsRoot, full.name), "--results"); // fail before computing
+  if (!options.plan) {
+    // Fail before computing, not after hours: the table's folder and every row's folder must be writable.
+    checkWritableDir(path.join(resultsRoot, full.name), "--results");
+    for (const r of config.rows) checkWritableDir(path.join(resultsRoot, full.name, r.name), "--results");
+  }
   const runner = new Runner({ cacheDir, root: REPO_ROOT });
   const plan = await runner.plan(stages, await rowSpecs(config));
   const titles = Object.fromEntries(config.rows.filter((r) => r.title).map((r) => [r.name, r.title!]));

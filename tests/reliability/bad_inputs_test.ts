@@ -41,6 +41,8 @@ interface Case {
   phrases: (c: Ctx) => string[];
   /** Stage names whose cache entries may legitimately exist (stages that finished before the failure). */
   cachedOk?: string[];
+  /** Files under the results folder the case itself planted (relative paths; not results). */
+  planted?: string[];
 }
 
 /** Paths of one case. */
@@ -303,6 +305,18 @@ const CASES: Case[] = [
     cachedOk: [],
   },
   {
+    name: "results folder blocked (a file where a row's folder goes)",
+    build: (c) => {
+      fs.mkdirSync(path.join(c.results, "tiny"), { recursive: true });
+      fs.writeFileSync(path.join(c.results, "tiny", "full"), "in the way");
+      return ablateArgs(c);
+    },
+    phrases: (c) => ["--results", path.join(c.results, "tiny", "full"), "is a file", "expected a writable folder"],
+    // Checked before anything is computed.
+    cachedOk: [],
+    planted: ["tiny/full"],
+  },
+  {
     name: "cache dir is a file",
     build: (c) => {
       fs.writeFileSync(c.cache, "not a folder");
@@ -349,7 +363,7 @@ async function runCase(k: Case, graphCache: string): Promise<string> {
       for (const p of k.phrases(c)) if (!lines[0].includes(p)) problems.push(`error line lacks "${p}"`);
     }
     // No results: ablate writes results/<config>/..., segment writes its --out folder.
-    const written = listFiles(c.results);
+    const written = listFiles(c.results).filter((f) => !(k.planted ?? []).includes(f));
     if (written.length) {
       problems.push(`results written: ${written.slice(0, 4).join(", ")}`);
     }
