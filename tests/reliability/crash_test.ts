@@ -13,13 +13,10 @@ import { ArtifactStore } from "../../pipeline/dag/store.ts";
 import {
   ABLATE,
   cliEnv,
-  CONFORMANCE,
   diffResults,
-  makeCamvid,
   resultBytes,
   runCli,
-  tempDir,
-  tinyConfig,
+  twoRowSetup,
 } from "./helpers.ts";
 
 const KILLS = Number(Deno.env.get("VIDSEG_CRASH_KILLS") ?? 20);
@@ -121,11 +118,8 @@ Deno.test({
   name: `crash safety: ablate SIGKILLed ${KILLS} times and restarted gives byte-identical results`,
   sanitizeResources: false,
   async fn() {
-    const dir = tempDir("crash");
+    const { dir, config } = twoRowSetup("crash");
     try {
-      const { root: camvid } = makeCamvid(dir, 3);
-      const config = path.join(dir, "tiny.yaml");
-      fs.writeFileSync(config, tinyConfig({ weights: CONFORMANCE, camvid, twoRows: true }));
       const res = (tag: string) => path.join(dir, `results-${tag}`);
       const args = (
         tag: string,

@@ -11,14 +11,11 @@ import { assertEquals, assertGreater } from "../assert.ts";
 import {
   ABLATE,
   cliEnv,
-  CONFORMANCE,
   diffResults,
   listFiles,
-  makeCamvid,
   resultBytes,
   runCli,
-  tempDir,
-  tinyConfig,
+  twoRowSetup,
 } from "./helpers.ts";
 
 /** `<stage>/<key>/tensors.safetensors` and `<stage>/<key>/streams/*.safetensors` → bytes, for every entry. */
@@ -36,11 +33,8 @@ Deno.test({
   name: "determinism: byte-identical labels and metrics across runs and across 1 vs 2 ORT threads",
   sanitizeResources: false,
   async fn() {
-    const dir = tempDir("determinism");
+    const { dir, config } = twoRowSetup("determinism");
     try {
-      const { root: camvid } = makeCamvid(dir, 3);
-      const config = path.join(dir, "tiny.yaml");
-      fs.writeFileSync(config, tinyConfig({ weights: CONFORMANCE, camvid, twoRows: true }));
       const run = async (tag: string, threads: string, graphs: string) => {
         const r = await runCli(
           ABLATE,

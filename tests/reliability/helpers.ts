@@ -145,3 +145,12 @@ export function diffResults(a: Map<string, Uint8Array>, b: Map<string, Uint8Arra
   }
   return "";
 }
+
+/** A temp folder with a 3-frame CamVid copy and the two-row tiny config over the conformance UNet; returns both. */
+export function twoRowSetup(tag: string): { dir: string; config: string } {
+  const dir = tempDir(tag);
+  const { root: camvid } = makeCamvid(dir, 3);
+  const config = path.join(dir, "tiny.yaml");
+  fs.writeFileSync(config, tinyConfig({ weights: CONFORMANCE, camvid, twoRows: true }));
+  return { dir, config };
+}
