@@ -1,8 +1,8 @@
 /**
  * Evaluation of predicted label maps against a dataset's GT: dataset-level mIoU (`miou.ts`) over all annotated
  * frames of all clips, and mVC_8 / mVC_16 (`vc.ts`) pooled over clips, on the annotated frames in clip order.
- * A prediction whose size differs from its GT (e.g. Cityscapes processed at half size) is nearest-resized to the
- * GT size first (ALGORITHM.md §13.18).
+ * Predictions are at the frames' original size (the method upsamples to it, also when it processes Cityscapes at
+ * a reduced size), so a GT of another size is a dataset error reported with the GT file's name.
  *
  * The `evaluate` stage is row-scoped: it reads the unit-scoped labels stage of every clip
  * (inputs[`<labels stage>/<clip>`]: tensors.labels U8|I32 [F, H, W], json.frames = frame names) and the GT files
@@ -14,7 +14,6 @@ import { fail } from "../errors.ts";
 import type { Json, Stage } from "../dag/stage.ts";
 import type { ClassInfo, VideoClip } from "../data/clip.ts";
 import { datasetSpecFromConfig, loadDataset, readGt } from "../data/dataset.ts";
-import { resizeNearest } from "../tensor/ops.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { ConfusionMatrix } from "./miou.ts";
 import { nanmean, vcWindows } from "./vc.ts";
@@ -32,12 +31,6 @@ export interface EvalResult {
   mVC16: number | null;
   classIoU: { id: number; name: string; iou: number | null }[];
   frames: number;
-}
-
-/** Prediction at the GT's size (nearest; unchanged when the sizes agree). */
-function atSize(pred: Tensor<"U8"> | Tensor<"I32">, H: number, W: number): ArrayLike<number> {
-  if (pred.shape[0] === H && pred.shape[1] === W) return pred.data as ArrayLike<number>;
-  return resizeNearest(pred as Tensor<"I32">, H, W).data as ArrayLike<number>;
 }
 
 /** Streaming evaluation: add one video at a time (only the confusion matrix and VC windows are kept). */
@@ -58,7 +51,14 @@ export class Evaluator {
     if (v.gt.length !== v.pred.length) {
       throw new Error(`evaluate: ${v.gt.length} GT frames vs ${v.pred.length} predictions`);
     }
-    const preds = v.gt.map((g, i) => atSize(v.pred[i], g.shape[0], g.shape[1]));
+    // Sizes agree by construction (pairWithGt refuses a GT of another size than its frame, naming the file).
+    const preds = v.gt.map((g, i) => {
+      const p = v.pred[i];
+      if (p.shape[0] !== g.shape[0] || p.shape[1] !== g.shape[1]) {
+        throw new Error(`evaluate: prediction [${p.shape}] vs GT [${g.shape}]`);
+      }
+      return p.data as ArrayLike<number>;
+    });
     v.gt.forEach((g, i) => this.#cm.add(g.data, preds[i]));
     this.#frames += v.gt.length;
     const gts = v.gt.map((g) => g.data);
