@@ -12,11 +12,12 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { createHash } from "node:crypto";
 import { loadConfig, selectRows } from "../config/load.ts";
 import { REPO_ROOT } from "../config/paths.ts";
 import { resolveUnits } from "../dag/registry.ts";
 import { Runner } from "../dag/runner.ts";
-import type { RowSpec } from "../dag/plan.ts";
+import type { Plan, RowSpec } from "../dag/plan.ts";
 import type { Artifacts, Stage } from "../dag/stage.ts";
 import { evaluations } from "../backbone/runtime.ts";
 import { writeAblateResults } from "../report/collect.ts";
@@ -24,6 +25,7 @@ import { STAGES } from "../stages/mod.ts";
 import { loadedUNets } from "../stages/backbone.ts";
 import { totalMacs, unetMacs, variantShapeOf } from "./flops.ts";
 import { peakRss, resetPeakRss } from "./rss.ts";
+import { readSafetensors } from "../tensor/safetensors.ts";
 
 /** What to run. */
 export interface ChildSpec {
@@ -81,6 +83,11 @@ export interface ChildReport {
   graphBuildMs: number;
   /** Row → mIoU/mVC8/mVC16 (percent) where a metrics stage ran. */
   metrics: Record<string, { mIoU: number | null; mVC8: number | null; mVC16: number | null }>;
+  /**
+   * Row → sha256 over its label maps' tensor bytes (every clip, in plan order) and their json: two runs with
+   * equal digests produced byte-identical labels.
+   */
+  labelDigests: Record<string, string>;
 }
 
 type Snapshot = Record<string, { calls: number; samples: number; ms: number }>;
@@ -147,6 +154,39 @@ async function account(
   }
 }
 
+/**
+ * Row → sha256 over its label maps' tensor bytes (every clip, in plan order) and their json, read from the cache
+ * after `plan` ran: two runs with equal digests produced byte-identical labels.
+ */
+export function labelDigestsOf(runner: Runner, plan: Plan): Record<string, string> {
+  const labelDigests: Record<string, string> = {};
+  for (const row of plan.rows) {
+    const hash = createHash("sha256");
+    let n = 0;
+    for (const slot of row.slots) {
+      const stage = plan.stages.find((st) => st.name === slot.stage);
+      if (stage?.role !== "labels") continue;
+      // Tensor bytes, not file hashes: a safetensors header names its cache key, which differs between runs.
+      const dir = runner.store.entryDir(stage.name, slot.key);
+      for (const rel of Object.keys(runner.store.read(stage.name, slot.key).manifest.files).sort()) {
+        if (!rel.endsWith(".safetensors")) {
+          hash.update(`${slot.unit}/${rel}\n`).update(fs.readFileSync(path.join(dir, rel)));
+          continue;
+        }
+        const st = readSafetensors(path.join(dir, rel));
+        for (const name of st.keys().sort()) {
+          const t = st.get(name);
+          hash.update(`${slot.unit}/${rel}/${name}:${t.dtype}:${t.shape.join("x")}\n`);
+          hash.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+        }
+        n++;
+      }
+    }
+    if (n) labelDigests[row.name] = hash.digest("hex");
+  }
+  return labelDigests;
+}
+
 /** Run a spec; returns (and writes) the report. */
 export async function runChild(spec: ChildSpec): Promise<ChildReport> {
   const t0 = performance.now();
@@ -177,6 +217,7 @@ export async function runChild(spec: ChildSpec): Promise<ChildReport> {
     const m = (await runner.load(plan, slot.key)).json.metrics as Record<string, number | null> | undefined;
     if (m) metrics[row.name] = { mIoU: m.mIoU ?? null, mVC8: m.mVC8 ?? null, mVC16: m.mVC16 ?? null };
   }
+  const labelDigests = labelDigestsOf(runner, plan);
   const graphBuildMs = (await loadedUNets()).reduce((a, u) => a + (u.graph.built ? u.graph.buildMs : 0), 0);
   const end = peakRss();
   const report: ChildReport = {
@@ -192,6 +233,7 @@ export async function runChild(spec: ChildSpec): Promise<ChildReport> {
     peakRss: end === null ? peak.v : Math.max(peak.v ?? 0, end),
     graphBuildMs,
     metrics,
+    labelDigests,
   };
   fs.mkdirSync(path.dirname(spec.out), { recursive: true });
   fs.writeFileSync(spec.out, JSON.stringify(report, null, 1));

@@ -100,7 +100,9 @@ export function benchMarkdown(r: BenchResult): string {
   if (r.schedule) {
     const s = r.schedule;
     rows.push([
-      "modulate, FLOP-weighted UNet evals/frame: optimized / reference (target ≤ 0.5)",
+      `modulate, FLOP-weighted UNet evals/frame: optimized ablate / literal reference${
+        s.set?.length ? ` (both ${s.set.join(" ")})` : ""
+      } (target ≤ 0.5)`,
       `${fx(s.optimized.modulateFullPerFrame)} / ${fx(s.reference.modulateFullPerFrame)}`,
       `**${fx(s.ratio, 3)}×**`,
     ]);
@@ -113,6 +115,15 @@ export function benchMarkdown(r: BenchResult): string {
       "modulate wall time",
       `${fx(s.optimized.modulateWallS, 1)} s / ${fx(s.reference.modulateWallS, 1)} s`,
       `${fx(s.wallRatio, 3)}×`,
+    ]);
+  }
+  if (r.schedule && r.ablate?.rowsAloneModulateFullPerFrame !== undefined) {
+    // The full run shares (frame, mask) samples between rows; a row alone cannot.
+    const alone = r.ablate.rowsAloneModulateFullPerFrame;
+    rows.push([
+      "modulate, FLOP-weighted UNet evals/frame, rows run alone (no sharing, the config's own plan) / reference",
+      `${fx(alone)} / ${fx(r.schedule.reference.modulateFullPerFrame)}`,
+      `${fx(alone / r.schedule.reference.modulateFullPerFrame, 3)}×`,
     ]);
   }
   if (r.ablate) {
@@ -130,6 +141,15 @@ export function benchMarkdown(r: BenchResult): string {
     ]);
   }
   out.push(table(["ratio", "values", "ratio"], rows), "");
+  if (r.schedule?.labels) {
+    const { equal, differ } = r.schedule.labels;
+    out.push(
+      `Label maps, optimized vs reference schedule: byte-identical in ${equal.length} of ${
+        equal.length + differ.length
+      } rows${differ.length ? ` (differ: ${differ.join(", ")})` : ""}.`,
+      "",
+    );
+  }
   if (r.schedule) {
     out.push(
       `mIoU reference schedule: ${metricsLine(r.schedule.reference.metrics)}; optimized: ${

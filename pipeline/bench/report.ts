@@ -74,8 +74,22 @@ export interface BenchResult {
     ratio: number;
     pipelineRatio: number;
     wallRatio: number;
+    /** Config overrides both sides ran with on top of the bench's own (the same plan on both sides). */
+    set?: string[];
+    /** Rows whose label maps are byte-identical on both sides, and rows where they differ. */
+    labels?: { equal: string[]; differ: string[] };
   } | null;
-  ablate: { fullS: number; rowsAloneS: Record<string, number>; sumS: number; ratio: number } | null;
+  ablate: {
+    fullS: number;
+    rowsAloneS: Record<string, number>;
+    sumS: number;
+    ratio: number;
+    /**
+     * Modulate's FLOP-weighted UNet evaluations per frame, rows run alone (mean over rows): without the samples
+     * the full run shares between rows. Absent in benches written before it existed.
+     */
+    rowsAloneModulateFullPerFrame?: number;
+  } | null;
   rss: {
     small: { frames: number; peakMiB: number | null };
     large: { frames: number; peakMiB: number | null };
@@ -170,6 +184,7 @@ export function scheduleSummary(
   reference: ChildReport,
   optimized: ChildReport,
   features: ChildReport,
+  set: string[] = [],
 ): BenchResult["schedule"] {
   const side = (r: ChildReport) => ({
     modulateFullPerFrame: fullPerFrame(r, "modulate"),
@@ -184,7 +199,20 @@ export function scheduleSummary(
     ratio: b.modulateFullPerFrame / a.modulateFullPerFrame,
     pipelineRatio: b.pipelineFullPerFrame / a.pipelineFullPerFrame,
     wallRatio: b.modulateWallS / a.modulateWallS,
+    set,
+    labels: labelAgreement(reference, optimized),
   };
+}
+
+/** Rows whose label digests agree between two runs (rows without a digest on either side are left out). */
+export function labelAgreement(a: ChildReport, b: ChildReport): { equal: string[]; differ: string[] } {
+  const equal: string[] = [], differ: string[] = [];
+  for (const [row, d] of Object.entries(a.labelDigests ?? {})) {
+    const e = b.labelDigests?.[row];
+    if (e === undefined) continue;
+    (d === e ? equal : differ).push(row);
+  }
+  return { equal, differ };
 }
 
 /** Machine description. */

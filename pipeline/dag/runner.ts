@@ -13,6 +13,7 @@ import { ArtifactStore, CorruptEntryError, errnoText, type StoreHooks } from "./
 import { UserError } from "../errors.ts";
 import { FileIdentity } from "./files.ts";
 import { acquireLock } from "./lock.ts";
+import { SampleStore } from "./sample_cache.ts";
 import {
   buildPlan,
   formatPlan,
@@ -55,6 +56,8 @@ export class Runner {
   readonly store: ArtifactStore;
   readonly files: FileIdentity;
   readonly progress: Progress;
+  /** Per-item results shared between instances (see sample_cache.ts). */
+  readonly samples: SampleStore;
   readonly #opts: RunnerOptions;
   readonly #locksDir: string;
   /** Artifacts kept for consumers that have not run yet. */
@@ -74,6 +77,7 @@ export class Runner {
       );
     }
     this.store = new ArtifactStore(opts.cacheDir, opts.hooks);
+    this.samples = new SampleStore(opts.cacheDir, this.store.tmpDir);
     this.files = new FileIdentity(path.join(opts.cacheDir, ".filehash"));
     this.progress = opts.progress ?? new Progress();
     this.#locksDir = path.join(opts.cacheDir, ".locks");
@@ -236,6 +240,8 @@ export class Runner {
       log: (msg) => this.progress.log(`${label}: ${msg}`),
       signal: this.#opts.signal,
       output: (name, dtype, shape) => pending.output(name, dtype, shape),
+      samples: this.samples.scope(inst.stage.name, inst.stage.version),
+      upstreamKeys: { ...inst.upstream },
     };
     this.progress.start(inst.stage.name, label);
     const t0 = performance.now();

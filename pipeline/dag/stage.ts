@@ -6,6 +6,7 @@
  * @module
  */
 import { type DType, numel, type Tensor, type TypedArrayOf } from "../tensor/tensor.ts";
+import type { SampleCache } from "./sample_cache.ts";
 
 /** JSON-serialisable value. */
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -46,6 +47,14 @@ export interface StageContext {
    * runner: use {@link tensorOutput}, which falls back to an in-memory tensor.
    */
   output?(name: string, dtype: DType, shape: readonly number[]): TensorSink;
+  /**
+   * Results of single work items shared between instances (the runner's {@link SampleCache}, scoped to this
+   * stage and code version). A stage keys an item by everything it depends on — {@link upstreamKeys}, params,
+   * the item's own inputs — never by the instance. Absent outside the runner: compute everything.
+   */
+  samples?: SampleCache;
+  /** Cache keys of this instance's upstream entries, by upstream stage name (the identity of each input). */
+  upstreamKeys?: Record<string, string>;
 }
 
 /** A stage definition. `P` is the slice of the config it reads. */

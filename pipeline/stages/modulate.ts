@@ -14,6 +14,8 @@
  *   the unmodulated pass's UNet prefix: its input is x_{t_m} itself, so everything before the modulated block
  *   (up position `modulation.block`) is identical; only the rest of the UNet is run per sample
  *   (tests/bench/optimized_test.ts). A batch the plan repeats is run once (its rerun is identical).
+ *   Every difference map it computes is also a shared sample (the runner's sample cache): another instance with the same frames, params and mask — an
+ *   ablation row that differs elsewhere — copies it instead of re-denoising.
  *
  * The stored attention of the unmodulated pass (a few MB per batch for the embedded model, ≈1.6 GB/step at SD
  * 2.1 size) stays in memory inside this stage: recomputing the unmodulated pass costs one pass out of
@@ -179,15 +181,19 @@ export async function modulateClip(
   const distinct = distinctBatches(plan);
   const batches = opt?.skipRepeats ? distinct : plan;
   const owned = finalRows(batches);
-  let done = 0;
+  // Optimized schedule inside the runner: each (frame, mask) difference map is also a shared sample keyed by what
+  // it depends on — frames and inverted latents (upstream keys), params, batch, frame, mask — so ablation rows
+  // that agree on a mask compute it once (tests/stages/modulate_test.ts). The reference stays literal.
+  const shared = opt && ctx.upstreamKeys?.frames && ctx.upstreamKeys?.invert ? ctx.samples : undefined;
+  const { schedule: _, ...sharedParams } = p;
+  const sharedBase = { frames: ctx.upstreamKeys?.frames, invert: ctx.upstreamKeys?.invert, params: sharedParams };
+  let done = 0, sharedPairs = 0;
   for (const [bi, { start, end }] of batches.entries()) {
     const slot = distinct.findIndex((d) => d.start === start && d.end === end);
     const F = end - start;
     // This batch's maps; a later (overlapping) batch overwrites its frames entirely, so only the rows no later
     // batch rewrites are streamed out (absent labels stay zero).
     const diff = u8([F, L, H0, W0]);
-    const x0 = addNoise(rowsOf(inputs.invert, "z0", start, end) as Tensor<"F32">, schedule.sigmas[s.t_m], eps);
-    const record = await unmodulatedPass(runner, x0, settings, { taps: injectNames, recordPrefix: reusePrefix });
     const mask = (f: number, label: number): Uint8Array | null => {
       const src = coarse.data.subarray((slot * F + f) * tokens, (slot * F + f + 1) * tokens);
       const out = new Uint8Array(tokens);
@@ -195,12 +201,28 @@ export async function modulateClip(
       for (let n = 0; n < tokens; n++) if (src[n] === label) (out[n] = 1, any = true);
       return any ? out : null;
     };
-    const { groups, keys } = opt ? optimizedGroups(F, L, (f, l) => mask(f, labels[l]), opt.groupSamples)
+    const itemKey = (f: number, mk: Uint8Array) => ({ ...sharedBase, batch: [start, end], f, mask: mk.join("") });
+    // A present (frame, label) still to modulate: its mask, or null when absent or already shared (copied in).
+    const todo = (f: number, l: number): Uint8Array | null => {
+      const mk = mask(f, labels[l]);
+      const hit = mk && shared?.get(itemKey(f, mk));
+      if (hit?.length !== H0 * W0) return mk;
+      diff.data.set(hit, (f * L + l) * H0 * W0);
+      sharedPairs++;
+      return null;
+    };
+    const { groups, keys } = opt ? optimizedGroups(F, L, todo, opt.groupSamples)
       : referenceGroups(F, L, (f, l) => mask(f, labels[l]));
+    // Everything shared already: not even the unmodulated pass is needed.
+    const x0 = groups.length
+      ? addNoise(rowsOf(inputs.invert, "z0", start, end) as Tensor<"F32">, schedule.sigmas[s.t_m], eps)
+      : null;
+    const record = x0 && await unmodulatedPass(runner, x0, settings, { taps: injectNames, recordPrefix: reusePrefix });
     const plus = new Map<string, Tensor<"U8">>();
     const minus = new Map<string, Tensor<"U8">>();
+    if (!groups.length) ctx.progress(++done, batches.length, "batches modulated");
     for (const [g, samples] of groups.entries()) {
-      const xT = await modulatedPass(runner, x0, record, samples, settings, modSettings);
+      const xT = await modulatedPass(runner, x0!, record!, samples, settings, modSettings);
       const imgs = images01ToFrames(await vae.decode(xT)); // [B, H, W, 3] uint8
       const [, H, W] = imgs.shape;
       for (const [j, k] of keys[g].entries()) {
@@ -212,6 +234,7 @@ export async function modulateClip(
         if (a && c) {
           const d = differenceMap(a, c, m.difference_mode);
           diff.data.set(d.data, (k.f * L + k.l) * H0 * W0);
+          shared?.put(itemKey(k.f, samples[j].mask!), d.data);
           plus.delete(key);
           minus.delete(key);
         }
@@ -225,6 +248,7 @@ export async function modulateClip(
       diffOut.append({ dtype: "U8", shape: [b - a, L, H0, W0], data: diff.data.subarray((a - start) * plane, (b - start) * plane) });
     }
   }
+  if (sharedPairs) ctx.log(`${sharedPairs} (frame, label) difference maps shared with other rows`);
   return { tensors: diffOut.result(), json: { labels } };
 }
 

@@ -11,7 +11,7 @@ import { ROOT, SHARED } from "../shared.ts";
 import { runChild } from "../../pipeline/bench/child.ts";
 import { parseUNetConfig } from "../../pipeline/backbone/models/unet_config.ts";
 import { totalMacs, unetMacs } from "../../pipeline/bench/flops.ts";
-import { fullPerFrame, stageRows, variantRows } from "../../pipeline/bench/report.ts";
+import { fullPerFrame, labelAgreement, stageRows, variantRows } from "../../pipeline/bench/report.ts";
 import { benchMarkdown } from "../../pipeline/bench/markdown.ts";
 import { machineInfo } from "../../pipeline/bench/report.ts";
 
@@ -105,4 +105,11 @@ Deno.test("bench child: per-stage accounting of a reference-schedule run", async
     taesd: null,
   });
   assert(md.includes("| modulate |") && md.includes(mod[0]), "markdown lists the stages and variants");
+  // Label digests: the optimized schedule on its own cache stores byte-identical label maps; another K does not.
+  const again = (name: string, set: string[]) =>
+    runChild({ config: file, set, cache: path.join(TMP, `cache-${name}`), out: path.join(TMP, `${name}.json`) });
+  const opt = await again("opt", ["schedule=optimized"]);
+  assertEquals(r.labelDigests.F.length, 64);
+  assertEquals(labelAgreement(r, opt), { equal: ["F"], differ: [] });
+  assertEquals(labelAgreement(r, await again("k2", ["kmeans.k=2"])), { equal: [], differ: ["F"] });
 });

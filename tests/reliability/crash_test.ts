@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { assert, assertEquals, assertGreater } from "../assert.ts";
 import { ArtifactStore } from "../../pipeline/dag/store.ts";
+import { SampleStore } from "../../pipeline/dag/sample_cache.ts";
 import {
   ABLATE,
   cliEnv,
@@ -100,12 +101,19 @@ function phase(stderr: string): string {
   return m[1] === "run" ? `in ${m[2]}` : `after ${m[2]}`;
 }
 
-/** Verify every entry of a cache directory against its manifest; returns the number of entries. */
+/**
+ * Verify every entry of a cache directory against its manifest, and every shared sample against its hash;
+ * returns the number of entries.
+ */
 function verifyCache(cache: string): number {
   const store = new ArtifactStore(cache);
+  const samples = new SampleStore(cache, store.tmpDir).verify();
+  assertEquals(samples.corrupt, [], "damaged shared samples");
   let n = 0;
   for (const stage of fs.readdirSync(cache)) {
-    if (stage.startsWith(".") || !fs.statSync(path.join(cache, stage)).isDirectory()) continue;
+    if (stage.startsWith(".") || stage === "samples" || !fs.statSync(path.join(cache, stage)).isDirectory()) {
+      continue;
+    }
     for (const key of fs.readdirSync(path.join(cache, stage))) {
       store.read(stage, key); // throws CorruptEntryError on any hash mismatch
       n++;

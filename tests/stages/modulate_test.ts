@@ -2,7 +2,8 @@
  * The optimized modulation schedule gives the reference schedule's difference maps, and an absent label's
  * difference map is exactly zero in the reference schedule (the reason the optimized one may skip it).
  * Runs the real passes on the tiny conformance UNet/VAE (random weights: numbers are meaningless, the
- * equalities are not).
+ * equalities are not). Also: instances that agree on a (frame, mask) share its difference map through the
+ * runner's sample cache, with results byte-identical to a cold run.
  */
 import { assert, assertEquals } from "../assert.ts";
 import { SHARED } from "../shared.ts";
@@ -10,6 +11,10 @@ import { invertStage } from "../../pipeline/stages/diffusion.ts";
 import { finalRows, modulateStage } from "../../pipeline/stages/modulate.ts";
 import type { Artifacts, StageContext } from "../../pipeline/dag/stage.ts";
 import { i32, type Tensor, u8 } from "../../pipeline/tensor/tensor.ts";
+import { SampleStore } from "../../pipeline/dag/sample_cache.ts";
+import { evaluations } from "../../pipeline/backbone/runtime.ts";
+import { tempDir } from "../dag/fixtures/util.ts";
+import * as path from "node:path";
 
 const ctx: StageContext = { progress() {}, log() {} };
 const F = 4, H = 128, W = 128, gh = 8, gw = 8;
@@ -86,3 +91,50 @@ Deno.test("modulate: each frame's maps are streamed out by the last batch that c
   assertEquals(finalRows([r(0, 14), r(14, 28), r(14, 28)]), [[0, 14], [14, 14], [14, 28]]);
   assertEquals(finalRows([r(0, 1), r(1, 2), r(2, 3)]), [[0, 1], [1, 2], [2, 3]]);
 });
+
+Deno.test("modulate: instances that agree on a (frame, mask) share its sample; results equal a cold run", async () => {
+  const frames = framesArtifact();
+  const p = params("optimized");
+  const invert = await invertStage.run({ frames }, p, ctx);
+  const knnA = coarseArtifact();
+  // Row "B" differs from "A" in one cell of frame 2 (label 3 → 5): two of its nine (frame, label) masks change.
+  const knnB = coarseArtifact();
+  (knnB.tensors.coarse_batches as Tensor<"I32">).data[(2 * gh + 3) * gw + 1] = 5;
+  const cache = tempDir("shared-samples");
+  const samples = new SampleStore(cache, path.join(cache, ".tmp")).scope("modulate", modulateStage.version);
+  const inRunner = (invertKey: string): StageContext => ({
+    ...ctx,
+    samples,
+    upstreamKeys: { frames: "frames-key", invert: invertKey, knn: "differs-per-row" },
+  });
+  const unetSamples = () =>
+    Object.entries(evaluations.snapshot()).filter(([k]) => k.startsWith("unet")).reduce((a, [, v]) => a + v.samples, 0);
+  const diffOf = (a: Artifacts) => a.tensors.diff.data as Uint8Array;
+
+  evaluations.reset();
+  const coldB = await modulateStage.run({ frames, invert, knn: knnB }, p, ctx); // no sharing
+  const coldWork = unetSamples();
+  const a = await modulateStage.run({ frames, invert, knn: knnA }, p, inRunner("inv-1"));
+  assertEquals({ ...samples.stats }, { hits: 0, misses: 9, stored: 9, corrupt: 0 });
+
+  evaluations.reset();
+  const b = await modulateStage.run({ frames, invert, knn: knnB }, p, inRunner("inv-1"));
+  assertEquals({ ...samples.stats }, { hits: 7, misses: 11, stored: 11, corrupt: 0 });
+  // Byte-identical to computing B alone, with 2 of 9 pairs modulated (the unmodulated pass is the same).
+  assert(diffOf(b).every((v, i) => v === diffOf(coldB)[i]), "shared samples changed row B's difference maps");
+  const unmodulated = coldWork - 9 * modulatedPerPair(), shared = unetSamples();
+  assertEquals(shared, unmodulated + 2 * modulatedPerPair());
+
+  // Everything shared: no UNet evaluation at all; other upstream keys share nothing.
+  evaluations.reset();
+  const again = await modulateStage.run({ frames, invert, knn: knnA }, p, inRunner("inv-1"));
+  assertEquals(unetSamples(), 0);
+  assert(diffOf(again).every((v, i) => v === diffOf(a)[i]));
+  await modulateStage.run({ frames, invert, knn: knnA }, p, inRunner("inv-2"));
+  assertEquals(samples.stats.hits, 7 + 9, "an item was shared across different inverted latents");
+});
+
+/** UNet samples per (frame, label) pair: 2 signs × 2 CFG rows × 3 steps (t_m = 22 of 25). */
+function modulatedPerPair(): number {
+  return 2 * 2 * 3;
+}
