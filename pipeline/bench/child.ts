@@ -217,9 +217,9 @@ export async function runChild(spec: ChildSpec): Promise<ChildReport> {
     const m = (await runner.load(plan, slot.key)).json.metrics as Record<string, number | null> | undefined;
     if (m) metrics[row.name] = { mIoU: m.mIoU ?? null, mVC8: m.mVC8 ?? null, mVC16: m.mVC16 ?? null };
   }
-  const labelDigests = labelDigestsOf(runner, plan);
   const graphBuildMs = (await loadedUNets()).reduce((a, u) => a + (u.graph.built ? u.graph.buildMs : 0), 0);
   const end = peakRss();
+  const labelDigests = labelDigestsOf(runner, plan); // after the peak is read: it loads whole label files
   const report: ChildReport = {
     spec,
     wallMs: performance.now() - t0,
