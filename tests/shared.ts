@@ -1,5 +1,8 @@
-/** Locations for tests: the repo root and the read-only reference material (../shared beside the repo). */
+/** Locations for tests: the repo root, the shipped data and the test fixtures (all inside the repo). */
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-export const SHARED = Deno.env.get("VIDSEG_SHARED") ?? path.resolve(ROOT, "..", "shared");
+/** Reference vectors and small models the tests read (`tests/fixtures/`, provenance in each folder's README). */
+export const FIXTURES = path.join(ROOT, "tests", "fixtures");
+/** The data the repo ships (`data/`: CamVid clips, the swan clip, the embedded model). */
+export const DATA = path.join(ROOT, "data");

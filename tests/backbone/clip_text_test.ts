@@ -1,4 +1,4 @@
-/** CLIPTextModel graph against ../shared/conformance/text_encoder_vectors.safetensors (transformers 4.57.6). */
+/** CLIPTextModel graph against tests/fixtures/conformance/text_encoder_vectors.safetensors (transformers 4.57.6). */
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -12,11 +12,11 @@ import {
 import { UserError } from "../../pipeline/errors.ts";
 import { encodeSafetensors, parseSafetensors } from "../../pipeline/tensor/safetensors.ts";
 import { f32, maxAbs, maxAbsDiff, rows, type Tensor, toF32 } from "../../pipeline/tensor/tensor.ts";
-import { SHARED } from "../shared.ts";
+import { FIXTURES } from "../shared.ts";
 import { closeTo } from "./conformance_io.ts";
 
-const TE = `${SHARED}/conformance/text_encoder`;
-const P = `${SHARED}/conformance/text_encoder_vectors.safetensors`;
+const TE = `${FIXTURES}/conformance/text_encoder`;
+const P = `${FIXTURES}/conformance/text_encoder_vectors.safetensors`;
 const ref = parseSafetensors(Deno.readFileSync(P), P);
 const R = (k: string) => ref.getF32(k);
 const ids = R("input.input_ids");

@@ -1,5 +1,5 @@
 /**
- * The SVD path end to end on the tiny conformance model (../shared/conformance-svd):
+ * The SVD path end to end on the tiny conformance model (tests/fixtures/conformance-svd):
  * - `VScalingWithEDMcNoise` constants and added time ids against sgm (scheduler.safetensors, trajectory inputs);
  * - the short sgm trajectories (steps 17..19, without guidance and with per-frame linear CFG 1.0→2.5) run with the
  *   real SVD UNet through `svdEpsModel` + `sampleEuler` (trajectory.safetensors: UNet inputs and outputs,
@@ -33,10 +33,10 @@ import {
 import { UserError } from "../../pipeline/errors.ts";
 import { f32, maxAbs, maxAbsDiff, reshape, rows, type Tensor } from "../../pipeline/tensor/tensor.ts";
 import { assert, assertEquals, assertGreater, assertLess, assertRejects, assertThrows } from "../assert.ts";
-import { SHARED } from "../shared.ts";
+import { FIXTURES } from "../shared.ts";
 import { loadF32Tensors, readF64Tensors, tempGraphCache } from "./conformance_io.ts";
 
-const CONF = path.join(SHARED, "conformance-svd");
+const CONF = path.join(FIXTURES, "conformance-svd");
 const CACHE = tempGraphCache("vidseg-svd-pipe-");
 
 /** F32 and F64 tensors of a conformance-svd file, as float64. */
@@ -234,7 +234,7 @@ Deno.test("14-frame SVD pass: σ[17] noise, steps 17..24 with per-frame CFG, dec
 });
 
 Deno.test("SD/SVD folder mix-ups and bad SVD configs are one UserError line", async () => {
-  const sdRoot = path.join(SHARED, "conformance");
+  const sdRoot = path.join(FIXTURES, "conformance");
   await assertRejects(
     () => SvdUNet.load(sdRoot, { cacheDir: CACHE }),
     UserError,

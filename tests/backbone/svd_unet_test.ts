@@ -1,6 +1,6 @@
 /**
  * The SVD UNet (UNetSpatioTemporalConditionModel) against the diffusers conformance vectors
- * (../shared/conformance-svd): output and every exposed intermediate (unet_io), spatial and temporal attention
+ * (tests/fixtures/conformance-svd): output and every exposed intermediate (unet_io), spatial and temporal attention
  * q/k/outputs, block outputs and mixing α (unet_attention), the position-8 modulation of the spatial and temporal
  * attn1 outputs (unet_modulation), temporal q/k injection at positions 3..11 (unet_injection); plus variant
  * invariants (zero modulation, self-injection, truncation, micro-batches, fp16).
@@ -16,10 +16,10 @@ import {
 import { evaluations } from "../../pipeline/backbone/runtime.ts";
 import { f32, maxAbs, maxAbsDiff, type Tensor } from "../../pipeline/tensor/tensor.ts";
 import { assert, assertEquals, assertLess } from "../assert.ts";
-import { SHARED } from "../shared.ts";
+import { FIXTURES } from "../shared.ts";
 import { assertTruncatedTaps, loadF32Tensors, tempGraphCache } from "./conformance_io.ts";
 
-const CONF = path.join(SHARED, "conformance-svd");
+const CONF = path.join(FIXTURES, "conformance-svd");
 const CACHE = tempGraphCache("vidseg-svd-graphs-");
 
 /** All tensors of a conformance file, as F32. */

@@ -1,5 +1,5 @@
 /**
- * The SVD VAE (AutoencoderKLTemporalDecoder) against ../shared/conformance-svd `vae_vectors.safetensors`: encoder
+ * The SVD VAE (AutoencoderKLTemporalDecoder) against tests/fixtures/conformance-svd `vae_vectors.safetensors`: encoder
  * (moments, posterior mean/logvar, encoder output), temporal decoder with all frames in one window (diffusers
  * num_frames = F, incl. mid-block and conv_out intermediates) and frame by frame (num_frames = 1, as VidSeg
  * decodes), reconstruction; the pipeline-facing scaled interface; one-line errors for the wrong VAE kind.
@@ -14,9 +14,9 @@ import { LazySafetensors } from "../../pipeline/backbone/weights/lazy_safetensor
 import { UserError } from "../../pipeline/errors.ts";
 import { f32, maxAbs, maxAbsDiff, reshape, type Tensor, toF32 } from "../../pipeline/tensor/tensor.ts";
 import { assert, assertEquals, assertLess, assertRejects } from "../assert.ts";
-import { SHARED } from "../shared.ts";
+import { FIXTURES } from "../shared.ts";
 
-const CONF = path.join(SHARED, "conformance-svd");
+const CONF = path.join(FIXTURES, "conformance-svd");
 const f = new LazySafetensors(path.join(CONF, "vae_vectors.safetensors"));
 const vv: Record<string, Tensor<"F32">> = {};
 for (const k of f.headers.keys()) vv[k] = toF32(f.read(k));
@@ -90,7 +90,7 @@ Deno.test("an SD VAE where the SVD VAE is expected is one UserError line", async
   try {
     fs.mkdirSync(path.join(root, "vae"));
     fs.copyFileSync(
-      path.join(SHARED, "conformance", "vae", "config.json"),
+      path.join(FIXTURES, "conformance", "vae", "config.json"),
       path.join(root, "vae", "config.json"),
     );
     await assertRejects(

@@ -1,4 +1,4 @@
-/** TAESD graphs against ../shared/models/taesd/reference.safetensors (float64 PyTorch, atol 1e-4). */
+/** TAESD graphs against tests/fixtures/taesd/reference.safetensors (float64 PyTorch, atol 1e-4). */
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -8,11 +8,11 @@ import { TinyAutoencoder } from "../../pipeline/backbone/models/taesd.ts";
 import { UserError } from "../../pipeline/errors.ts";
 import { encodeSafetensors, parseSafetensors } from "../../pipeline/tensor/safetensors.ts";
 import { f32, maxAbsDiff, type Tensor, toF32 } from "../../pipeline/tensor/tensor.ts";
-import { SHARED } from "../shared.ts";
+import { DATA, FIXTURES } from "../shared.ts";
 
-const DIR = `${SHARED}/models/taesd`;
+const DIR = `${DATA}/models/tiny-ldm/vae`;
 const load = (p: string) => parseSafetensors(Deno.readFileSync(p), p);
-const ref = load(`${DIR}/reference.safetensors`);
+const ref = load(`${FIXTURES}/taesd/reference.safetensors`);
 const R = (k: string) => ref.getF32(k);
 const ATOL = 1e-4;
 

@@ -1,5 +1,5 @@
 /**
- * The SD-family UNet against the diffusers conformance vectors (../shared/conformance): outputs and
+ * The SD-family UNet against the diffusers conformance vectors (tests/fixtures/conformance): outputs and
  * intermediates, attention taps, modulation, injection; plus variant invariants (zero modulation, self
  * injection, truncation, external data, fp16, graph cache).
  * Tolerance (conformance README): max|diff| ≤ 1e-4·max(1, max|ref|) per tensor.
@@ -12,10 +12,10 @@ import { evaluations } from "../../pipeline/backbone/runtime.ts";
 import { LazySafetensors } from "../../pipeline/backbone/weights/lazy_safetensors.ts";
 import { f32, maxAbs, maxAbsDiff, type Tensor } from "../../pipeline/tensor/tensor.ts";
 import { assert, assertEquals, assertLess } from "../assert.ts";
-import { SHARED } from "../shared.ts";
+import { FIXTURES } from "../shared.ts";
 import { assertTruncatedTaps, loadF32Tensors, tempGraphCache } from "./conformance_io.ts";
 
-const CONF = path.join(SHARED, "conformance");
+const CONF = path.join(FIXTURES, "conformance");
 const CACHE = tempGraphCache("vidseg-unet-graphs-");
 
 /** All tensors of a conformance file, as F32. */

@@ -1,4 +1,4 @@
-/** AutoencoderKL graphs against ../shared/conformance/vae_vectors.safetensors (diffusers 0.30.3). */
+/** AutoencoderKL graphs against tests/fixtures/conformance/vae_vectors.safetensors (diffusers 0.30.3). */
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -8,12 +8,12 @@ import { AutoencoderKL, posteriorFromMoments } from "../../pipeline/backbone/mod
 import { UserError } from "../../pipeline/errors.ts";
 import { encodeSafetensors, parseSafetensors } from "../../pipeline/tensor/safetensors.ts";
 import { f32, type Tensor, toF32 } from "../../pipeline/tensor/tensor.ts";
-import { SHARED } from "../shared.ts";
+import { FIXTURES } from "../shared.ts";
 import { closeTo } from "./conformance_io.ts";
 
-const VAE = `${SHARED}/conformance/vae`;
+const VAE = `${FIXTURES}/conformance/vae`;
 const load = (p: string) => parseSafetensors(Deno.readFileSync(p), p);
-const ref = load(`${SHARED}/conformance/vae_vectors.safetensors`);
+const ref = load(`${FIXTURES}/conformance/vae_vectors.safetensors`);
 const R = (k: string) => ref.getF32(k);
 
 /** README rule: max |diff| ≤ 1e-4·max(1, max|ref|) per tensor. */

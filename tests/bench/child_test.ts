@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { assert, assertAlmostEquals, assertEquals, assertGreater } from "../assert.ts";
-import { ROOT, SHARED } from "../shared.ts";
+import { FIXTURES, ROOT } from "../shared.ts";
 import { runChild } from "../../pipeline/bench/child.ts";
 import { parseUNetConfig } from "../../pipeline/backbone/models/unet_config.ts";
 import { totalMacs, unetMacs } from "../../pipeline/bench/flops.ts";
@@ -21,7 +21,7 @@ Deno.env.set("VIDSEG_GRAPH_CACHE", path.join(TMP, "graphs"));
 
 const CONFIG = `
 defaults:
-  backbone: {kind: sd, weights: ${SHARED}/conformance}
+  backbone: {kind: sd, weights: ${FIXTURES}/conformance}
   dataset: {kind: camvid, root: ${ROOT}/data/camvid, clips: [val_0016E5_07959], max_frames: 3}
   resolution: [128, 128]
   kmeans: {k: 3, n_init: 1}
@@ -47,7 +47,7 @@ Deno.test("bench child: per-stage accounting of a reference-schedule run", async
   assert(r.metrics.F && r.metrics.F.mIoU !== null, "row F has metrics");
   if (r.peakRss !== null) assertGreater(r.peakRss, 50 * 2 ** 20);
   const l = parseUNetConfig(
-    JSON.parse(fs.readFileSync(`${SHARED}/conformance/unet/config.json`, "utf8")),
+    JSON.parse(fs.readFileSync(`${FIXTURES}/conformance/unet/config.json`, "utf8")),
     "c",
   );
   const full = totalMacs(unetMacs(l, 16, 16));

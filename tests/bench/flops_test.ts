@@ -5,7 +5,7 @@
  * Also the memory-budget sizing of the optimized schedule, by hand.
  */
 import { assertEquals } from "../assert.ts";
-import { SHARED } from "../shared.ts";
+import { FIXTURES } from "../shared.ts";
 import { parseUNetConfig } from "../../pipeline/backbone/models/unet_config.ts";
 import {
   resnetMacs,
@@ -17,7 +17,7 @@ import {
 import { MICRO_BATCH, unetRowBytes } from "../../pipeline/stages/backbone.ts";
 import { INJECT_POSITIONS, optimizedOptions } from "../../pipeline/stages/modulate.ts";
 
-const path = `${SHARED}/conformance/unet/config.json`;
+const path = `${FIXTURES}/conformance/unet/config.json`;
 const layout = parseUNetConfig(JSON.parse(Deno.readTextFileSync(path)), path);
 
 Deno.test("flops: up position 7 of the conformance UNet at latent 16×16, counted by hand", () => {
@@ -48,7 +48,7 @@ Deno.test("flops: up position 7 of the conformance UNet at latent 16×16, counte
 });
 
 Deno.test("flops: whole conformance UNet = tools/count_macs.py", () => {
-  // /usr/bin/python3 tools/count_macs.py ../shared/conformance/unet/config.json --latent W H (exact integers).
+  // /usr/bin/python3 tools/count_macs.py tests/fixtures/conformance/unet/config.json --latent W H (exact integers).
   const ref: [number, number, { conv: number; linear: number; attention: number }][] = [
     [16, 16, { conv: 22_577_152, linear: 17_001_472, attention: 17_024_256 }],
     [40, 32, { conv: 112_885_760, linear: 76_311_552, attention: 322_709_760 }],
@@ -95,7 +95,7 @@ Deno.test("memory budget: bytes per UNet row and the optimized schedule's group 
   assertEquals(r.prefix, 4 * (2048 + 2048 + 1024 + 3 * 4096));
   // 4 × the largest GEGLU hidden: level 3, 256 tokens × 8·16 channels.
   assertEquals(r.activations, 4 * 256 * 128 * 4);
-  const b = { kind: "sd" as const, weights: `${SHARED}/conformance`, provider: "cpu" as const };
+  const b = { kind: "sd" as const, weights: `${FIXTURES}/conformance`, provider: "cpu" as const };
   const perSample = 2 * (r.injected + r.prefix) + 128 * 128 * 3 * 5;
   const o = optimizedOptions(b, [16, 16], [128, 128], INJECT_POSITIONS, 7, 2 ** 30);
   assertEquals(o.groupSamples, Math.floor(2 ** 29 / perSample));

@@ -9,7 +9,7 @@
  * assertions allow 0.1% of pixels to differ in case a kernel's blocking depends on the batch size.
  */
 import { assert, assertEquals } from "../assert.ts";
-import { SHARED } from "../shared.ts";
+import { FIXTURES } from "../shared.ts";
 import { UNet } from "../../pipeline/backbone/models/unet.ts";
 import { invertStage } from "../../pipeline/stages/diffusion.ts";
 import { INJECT_POSITIONS, modulateClip, type OptimizedOptions } from "../../pipeline/stages/modulate.ts";
@@ -23,7 +23,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 
-const CONF = `${SHARED}/conformance`;
+const CONF = `${FIXTURES}/conformance`;
 const CACHE = fs.mkdtempSync(path.join(os.tmpdir(), "vidseg-opt-graphs-"));
 globalThis.addEventListener("unload", () => fs.rmSync(CACHE, { recursive: true, force: true }));
 Deno.env.set("VIDSEG_GRAPH_CACHE", CACHE);

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { assert, assertEquals, assertGreater } from "../assert.ts";
-import { SHARED } from "../shared.ts";
+import { FIXTURES } from "../shared.ts";
 import { invertStage } from "../../pipeline/stages/diffusion.ts";
 import { modulateClip } from "../../pipeline/stages/modulate.ts";
 import { labelsStage } from "../../pipeline/stages/labels.ts";
@@ -30,7 +30,7 @@ Deno.test("decoder taesd on a KL-VAE model: TAESD decodes the modulated latents"
   const knn: Artifacts = { tensors: { coarse, coarse_batches: { ...coarse, shape: [1, F, g, g] } }, json: { labels: [1, 2] } };
   const fr: Artifacts = { tensors: { frames }, json: { size0: [H, W], size: [H, W], frames: ["a", "b"], palette: [] } };
   const p = (decoder: string): Record<string, unknown> => ({
-    backbone: { kind: "sd", weights: `${SHARED}/conformance`, provider: "cpu", dtype: "fp32" },
+    backbone: { kind: "sd", weights: `${FIXTURES}/conformance`, provider: "cpu", dtype: "fp32" },
     seed: 1,
     batch_size: F,
     dedupe_last_batch: true,

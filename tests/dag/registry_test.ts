@@ -11,7 +11,7 @@ import {
 import { orderStages } from "../../pipeline/dag/plan.ts";
 import type { Stage } from "../../pipeline/dag/stage.ts";
 import { UserError } from "../../pipeline/errors.ts";
-import { SHARED } from "../shared.ts";
+import { DATA } from "../shared.ts";
 import { tempDir } from "./fixtures/util.ts";
 
 const stage = (name: string, upstream: string[] = []): Stage => ({
@@ -43,7 +43,7 @@ Deno.test("units: explicit lists, clips.json (CamVid layout), sub-folders, frame
     "b",
     "a",
   ]);
-  const camvid = path.join(SHARED, "data", "camvid");
+  const camvid = path.join(DATA, "camvid");
   assertEquals(defaultUnits({ dataset: { kind: "camvid", root: camvid, clips: "all" } }), [
     "val_0016E5_07959",
     "train_0006R0_f02010",

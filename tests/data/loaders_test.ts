@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import { assertEquals, assertThrows } from "../assert.ts";
-import { ROOT, SHARED } from "../shared.ts";
+import { DATA, ROOT } from "../shared.ts";
 import { UserError } from "../../pipeline/errors.ts";
 import { loadDataset, readGt } from "../../pipeline/data/dataset.ts";
 import { sortFrameFiles } from "../../pipeline/data/clip.ts";
@@ -29,7 +29,7 @@ Deno.test("CamVid: clips.json order, GT per frame, classes/void/palette from cla
 });
 
 Deno.test("the real CamVid subset in ../shared loads (3 clips × 28 frames)", () => {
-  const clips = loadDataset({ kind: "camvid", root: path.join(SHARED, "data", "camvid") });
+  const clips = loadDataset({ kind: "camvid", root: path.join(DATA, "camvid") });
   assertEquals(clips.length, 3);
   for (const c of clips) assertEquals(c.frames.length, 28);
   assertEquals(clips[0].classes.length, 11);

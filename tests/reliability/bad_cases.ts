@@ -2,7 +2,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import sharp from "sharp";
-import { SHARED } from "../shared.ts";
+import { DATA } from "../shared.ts";
 import { encodeSafetensors, readSafetensors } from "../../pipeline/tensor/safetensors.ts";
 import type { Tensor } from "../../pipeline/tensor/tensor.ts";
 import { CLIP, tinyConfig } from "./helpers.ts";
@@ -38,7 +38,7 @@ export interface Ctx {
   config: string;
 }
 
-const SWAN = path.join(SHARED, "data", "swan", "images");
+const SWAN = path.join(DATA, "swan", "images");
 
 /** A diffusers `model_index.json` naming pipeline class `cls` in the case's weights folder. */
 function writeModelIndex(c: Ctx, cls: string): void {

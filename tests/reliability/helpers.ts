@@ -6,16 +6,14 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { ROOT, SHARED } from "../shared.ts";
+import { DATA, FIXTURES, ROOT } from "../shared.ts";
 
 /** The CamVid clip every test copies frames from. */
 export const CLIP = "val_0016E5_07959";
-/** CamVid source: the repo's data/camvid, else the shared copy. */
-export const CAMVID = fs.existsSync(path.join(ROOT, "data", "camvid", "clips.json"))
-  ? path.join(ROOT, "data", "camvid")
-  : path.join(SHARED, "data", "camvid");
+/** The CamVid clips the repo ships. */
+export const CAMVID = path.join(DATA, "camvid");
 /** The tiny SD-family conformance weights (diffusers layout: unet/, vae/, text_encoder/). */
-export const CONFORMANCE = path.join(SHARED, "conformance");
+export const CONFORMANCE = path.join(FIXTURES, "conformance");
 /** CLI entry points. */
 export const ABLATE = path.join(ROOT, "pipeline", "cli", "ablate.ts");
 export const SEGMENT = path.join(ROOT, "pipeline", "cli", "segment.ts");

@@ -8,10 +8,10 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import sharp from "sharp";
 import { assert, assertEquals, assertGreater } from "../assert.ts";
-import { SHARED } from "../shared.ts";
+import { DATA } from "../shared.ts";
 import { cliEnv, CONFORMANCE, runCli, SEGMENT, tempDir } from "./helpers.ts";
 
-const SWAN = path.join(SHARED, "data", "swan", "images");
+const SWAN = path.join(DATA, "swan", "images");
 
 /** segment's arguments: tiny model, 64×64, K=3, a 6-step sampler. */
 function segmentArgs(input: string, out: string, cache: string): string[] {

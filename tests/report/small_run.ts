@@ -1,6 +1,6 @@
 /**
  * A small cached run for the report tests (figures, notebooks): configs/small.yaml on the tiny random-weight
- * conformance model (../shared/conformance), the optimized schedule, 8 frames in batches of 4 — about 30 s
+ * conformance model (tests/fixtures/conformance), the optimized schedule, 8 frames in batches of 4 — about 30 s
  * of CPU the first time. The cache lives in one temp directory shared by the test files of a run
  * ($VIDSEG_TEST_REPORT_DIR, default <tmp>/vidseg-report-small): `ablate` is re-run on every call but only
  * computes what is missing (the DAG cache and its locks make concurrent and repeated use safe).
@@ -8,14 +8,14 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { ROOT, SHARED } from "../shared.ts";
+import { FIXTURES, ROOT } from "../shared.ts";
 import { cli } from "../cli/run_cli.ts";
 
 /** The config and the overrides of the small run. */
 export const SMALL_CONFIG = path.join(ROOT, "configs", "small.yaml");
 export const SMALL_SET = [
   "backbone.kind=sd",
-  `backbone.weights=${path.join(SHARED, "conformance")}`,
+  `backbone.weights=${path.join(FIXTURES, "conformance")}`,
   "schedule=optimized",
   "dataset.max_frames=8",
   "batch_size=4",

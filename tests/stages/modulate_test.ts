@@ -6,7 +6,7 @@
  * runner's sample cache, with results byte-identical to a cold run.
  */
 import { assert, assertEquals } from "../assert.ts";
-import { SHARED } from "../shared.ts";
+import { FIXTURES } from "../shared.ts";
 import { invertStage } from "../../pipeline/stages/diffusion.ts";
 import { finalRows, modulateStage } from "../../pipeline/stages/modulate.ts";
 import type { Artifacts, StageContext } from "../../pipeline/dag/stage.ts";
@@ -21,7 +21,7 @@ const F = 4, H = 128, W = 128, gh = 8, gw = 8;
 
 function params(schedule: string): Record<string, unknown> {
   return {
-    backbone: { kind: "sd", weights: `${SHARED}/conformance`, provider: "cpu", dtype: "fp32" },
+    backbone: { kind: "sd", weights: `${FIXTURES}/conformance`, provider: "cpu", dtype: "fp32" },
     seed: 1,
     batch_size: F,
     dedupe_last_batch: false,

@@ -1,6 +1,6 @@
 /**
  * `backbone.kind: svd` through the stages (frames → invert → features → kmeans → cbr → knn → modulate → labels)
- * on a tiny SVD folder built in a temp dir: the conformance-svd UNet (../shared/conformance-svd, checked against
+ * on a tiny SVD folder built in a temp dir: the conformance-svd UNet (tests/fixtures/conformance-svd, checked against
  * diffusers/sgm in tests/backbone/svd_pipeline_test.ts), plus a random 4-level temporal VAE (factor 8, so the
  * feature grid is H/16 × W/16 as with real SVD) and a random tiny CLIP image encoder, written here. Random
  * weights: the numbers are meaningless, the structure is not. Checks shapes, byte-identical reruns, that the
@@ -12,7 +12,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { assert, assertEquals, assertGreater, assertLess, assertRejects } from "../assert.ts";
-import { SHARED } from "../shared.ts";
+import { FIXTURES } from "../shared.ts";
 import type { Artifacts, Stage, StageContext } from "../../pipeline/dag/stage.ts";
 import { schemaDefaults } from "../../pipeline/config/schema.ts";
 import { syntheticVideo } from "../../pipeline/data/synthetic.ts";
@@ -41,7 +41,7 @@ import { encodeSafetensors } from "../../pipeline/tensor/safetensors.ts";
 import { i32, maxAbs, maxAbsDiff, type Tensor, u8 } from "../../pipeline/tensor/tensor.ts";
 import { UserError } from "../../pipeline/errors.ts";
 
-const CONF = path.join(SHARED, "conformance-svd");
+const CONF = path.join(FIXTURES, "conformance-svd");
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), "vidseg-svd-stages-"));
 globalThis.addEventListener("unload", () => fs.rmSync(TMP, { recursive: true, force: true }));
 Deno.env.set("VIDSEG_GRAPH_CACHE", path.join(TMP, "graphs"));

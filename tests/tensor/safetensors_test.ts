@@ -1,16 +1,16 @@
 import { assert, assertEquals, assertThrows } from "../assert.ts";
 import { encodeSafetensors, parseSafetensors, readSafetensors, SafetensorsError } from "../../pipeline/tensor/safetensors.ts";
 import { f32, floatToHalf, halfToFloat } from "../../pipeline/tensor/tensor.ts";
-import { SHARED } from "../shared.ts";
+import { FIXTURES } from "../shared.ts";
 
 Deno.test("reads diffusers weights written by torch (conformance UNet)", () => {
-  const f = readSafetensors(`${SHARED}/conformance/unet/unet.safetensors`);
+  const f = readSafetensors(`${FIXTURES}/conformance/unet/unet.safetensors`);
   assertEquals(f.keys().length, 684);
   const w = f.getF32("conv_in.weight");
   assertEquals(w.shape, [16, 4, 3, 3]);
   assert(w.data.every(Number.isFinite));
   // Two different tensors must decode to different data at the right offsets (a view bug once decoded all from 0).
-  const io = readSafetensors(`${SHARED}/conformance/unet_io.safetensors`);
+  const io = readSafetensors(`${FIXTURES}/conformance/unet_io.safetensors`);
   assertEquals(io.getF32("input.timestep").shape, [2]);
   assertEquals(io.getF32("input.timestep").data.length, 2);
   const b = f.getF32("conv_in.bias");

@@ -14,9 +14,9 @@ import {
 } from "../../../pipeline/backbone/sampler/schedule.ts";
 import { parseSafetensors } from "../../../pipeline/tensor/safetensors.ts";
 import { concat0, f32, maxAbs, maxAbsDiff, rows, type Tensor } from "../../../pipeline/tensor/tensor.ts";
-import { SHARED } from "../../shared.ts";
+import { FIXTURES } from "../../shared.ts";
 
-const P = `${SHARED}/conformance/trajectory.safetensors`;
+const P = `${FIXTURES}/conformance/trajectory.safetensors`;
 const traj = parseSafetensors(Deno.readFileSync(P), P);
 const get = (k: string) => traj.getF32(k);
 const scale = (t: Tensor<"F32">, s: number) => f32(t.shape, t.data.map((v) => v * s));

@@ -9,11 +9,11 @@ import {
   sigmaToTimestep,
 } from "../../../pipeline/backbone/sampler/schedule.ts";
 import { parseSafetensors } from "../../../pipeline/tensor/safetensors.ts";
-import { SHARED } from "../../shared.ts";
+import { FIXTURES } from "../../shared.ts";
 
 const load = (p: string) => parseSafetensors(Deno.readFileSync(p), p);
-const sched = load(`${SHARED}/conformance/scheduler.safetensors`);
-const traj = load(`${SHARED}/conformance/trajectory.safetensors`);
+const sched = load(`${FIXTURES}/conformance/scheduler.safetensors`);
+const traj = load(`${FIXTURES}/conformance/trajectory.safetensors`);
 
 /** Largest relative difference |a−b|/max(|b|, floor) between two equally long sequences. */
 function maxRel(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1e-12): number {

@@ -1,5 +1,5 @@
 /**
- * SVD side of the sampler against ../shared/conformance-svd: EDM schedule (sgm float64 and float32), and the
+ * SVD side of the sampler against tests/fixtures/conformance-svd: EDM schedule (sgm float64 and float32), and the
  * v-prediction Euler trajectories (steps 17..19, with and without per-frame linear CFG) replayed from the stored
  * UNet outputs.
  */
@@ -9,11 +9,11 @@ import { type EpsModel, sampleEuler, vToEps } from "../../../pipeline/backbone/s
 import { addNoise } from "../../../pipeline/backbone/sampler/noise.ts";
 import { edmSchedule } from "../../../pipeline/backbone/sampler/schedule.ts";
 import { f32, maxAbs, maxAbsDiff, reshape, type Tensor } from "../../../pipeline/tensor/tensor.ts";
-import { SHARED } from "../../shared.ts";
+import { FIXTURES } from "../../shared.ts";
 import { readF64Tensors } from "../conformance_io.ts";
 
-const sched = readF64Tensors(`${SHARED}/conformance-svd/scheduler.safetensors`);
-const traj = readF64Tensors(`${SHARED}/conformance-svd/trajectory.safetensors`);
+const sched = readF64Tensors(`${FIXTURES}/conformance-svd/scheduler.safetensors`);
+const traj = readF64Tensors(`${FIXTURES}/conformance-svd/trajectory.safetensors`);
 const T = (k: string, shape?: number[]): Tensor<"F32"> => {
   const t = traj.get(k)!;
   return f32(shape ?? t.shape, Float32Array.from(t.data));

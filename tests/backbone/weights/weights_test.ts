@@ -12,9 +12,9 @@ import { UserError } from "../../../pipeline/errors.ts";
 import { encodeSafetensors } from "../../../pipeline/tensor/safetensors.ts";
 import { f32, type Tensor } from "../../../pipeline/tensor/tensor.ts";
 import { assertEquals } from "../../assert.ts";
-import { SHARED } from "../../shared.ts";
+import { FIXTURES } from "../../shared.ts";
 
-const SRC = path.join(SHARED, "conformance", "unet");
+const SRC = path.join(FIXTURES, "conformance", "unet");
 const CONFIG = fs.readFileSync(path.join(SRC, "config.json"), "utf8");
 const TENSORS: Record<string, Tensor> = (() => {
   const f = new LazySafetensors(path.join(SRC, "unet.safetensors"));
