@@ -13,7 +13,7 @@ import { Runner } from "../dag/runner.ts";
 import type { Artifacts, StageContext } from "../dag/stage.ts";
 import { evaluations } from "../backbone/runtime.ts";
 import { STAGES } from "../stages/mod.ts";
-import { type BackboneParams, loadedUNets } from "../stages/backbone.ts";
+import { type BackboneParams, loadedUNets } from "../backbone/sd/models.ts";
 import {
   DEFAULT_BATCH_BYTES,
   INJECT_POSITIONS,

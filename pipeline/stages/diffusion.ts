@@ -18,13 +18,13 @@ import { type Artifacts, rowsOf, shapeOf, type Stage, tensorOutput, type TensorO
 import type { Tensor } from "../tensor/tensor.ts";
 import { legacyDdpmSchedule } from "../backbone/sampler/schedule.ts";
 import { addNoise, gaussianNoise } from "../backbone/sampler/noise.ts";
-import { tapName } from "../backbone/models/unet.ts";
-import { type BackboneParams, condOf, vaeOf, VariantRunner } from "./backbone.ts";
-import { unmodulatedPass } from "./passes.ts";
+import { tapName } from "../backbone/sd/unet.ts";
+import { type BackboneParams, condOf, vaeOf, VariantRunner } from "../backbone/sd/models.ts";
+import { unmodulatedPass } from "../backbone/sd/passes.ts";
 import { distinctBatches, planBatches } from "../seg/video.ts";
-import { framesToImages01 } from "./frames_util.ts";
-import { svdCondNoise } from "./svd_backbone.ts";
-import { svdFeatureTaps } from "./svd_stages.ts";
+import { framesToImages01 } from "../backbone/frames.ts";
+import { svdCondNoise } from "../backbone/svd/models.ts";
+import { svdFeatureTaps } from "../backbone/svd/modulate.ts";
 
 type P = Record<string, unknown>;
 

@@ -31,7 +31,7 @@ import { type Tensor, u8 } from "../tensor/tensor.ts";
 import type { BatchRange } from "../seg/video.ts";
 import { legacyDdpmSchedule } from "../backbone/sampler/schedule.ts";
 import { addNoise } from "../backbone/sampler/noise.ts";
-import { tapName } from "../backbone/models/unet.ts";
+import { tapName } from "../backbone/sd/unet.ts";
 import { resizeBilinearCv } from "../tensor/ops.ts";
 import { differenceMap } from "../seg/labels.ts";
 import {
@@ -42,11 +42,11 @@ import {
   unetRowBytes,
   vaeOf,
   VariantRunner,
-} from "./backbone.ts";
-import { type ModSample, modulatedPass, type ModulationSettings, type PassSettings, unmodulatedPass } from "./passes.ts";
+} from "../backbone/sd/models.ts";
+import { type ModSample, modulatedPass, type ModulationSettings, type PassSettings, unmodulatedPass } from "../backbone/sd/passes.ts";
 import { distinctBatches, planBatches } from "../seg/video.ts";
-import { images01ToFrames } from "./frames_util.ts";
-import { svdModulateClip } from "./svd_stages.ts";
+import { images01ToFrames } from "../backbone/frames.ts";
+import { svdModulateClip } from "../backbone/svd/modulate.ts";
 
 type P = Record<string, unknown>;
 

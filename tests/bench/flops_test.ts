@@ -6,7 +6,7 @@
  */
 import { assertEquals } from "../assert.ts";
 import { FIXTURES } from "../shared.ts";
-import { parseUNetConfig } from "../../pipeline/backbone/models/unet_config.ts";
+import { parseUNetConfig } from "../../pipeline/backbone/sd/config.ts";
 import {
   resnetMacs,
   totalMacs,
@@ -14,7 +14,7 @@ import {
   unetMacs,
   variantShapeOf,
 } from "../../pipeline/bench/flops.ts";
-import { MICRO_BATCH, unetRowBytes } from "../../pipeline/stages/backbone.ts";
+import { MICRO_BATCH, unetRowBytes } from "../../pipeline/backbone/sd/models.ts";
 import { INJECT_POSITIONS, optimizedOptions } from "../../pipeline/stages/modulate.ts";
 
 const path = `${FIXTURES}/conformance/unet/config.json`;

@@ -10,7 +10,7 @@
  */
 import { assert, assertEquals } from "../assert.ts";
 import { FIXTURES } from "../shared.ts";
-import { UNet } from "../../pipeline/backbone/models/unet.ts";
+import { UNet } from "../../pipeline/backbone/sd/unet.ts";
 import { invertStage } from "../../pipeline/stages/diffusion.ts";
 import { INJECT_POSITIONS, modulateClip, type OptimizedOptions } from "../../pipeline/stages/modulate.ts";
 import { labelsStage } from "../../pipeline/stages/labels.ts";
