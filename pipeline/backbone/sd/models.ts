@@ -1,8 +1,7 @@
 /**
- * The diffusion backbone as the stages see it: a process-wide pool of loaded models (sessions are expensive, so
- * every stage instance of a run shares them) and a {@link UNetRunner} that picks the right UNet graph variant
- * for each request (plain, tapped, truncated, modulated+injected). Stages stay pure: the pool only memoises
- * model loading; it holds no results.
+ * The SD family's models, loaded once per process through the pool (UNet graph variants, VAE, the empty-prompt
+ * context), a {@link UNetRunner} that picks the UNet graph variant for each request (plain, tapped, truncated,
+ * modulated+injected, prefix/suffix), and the memory one UNet row needs.
  * @module
  */
 import * as path from "node:path";
@@ -12,39 +11,13 @@ import { prefixTensorDims } from "./split.ts";
 import { findComponent } from "../weights/diffusers.ts";
 import { loadVae, type Vae } from "../vae/autoencoder.ts";
 import { emptyPromptEmbedding } from "../clip/prompt_embedding.ts";
-import type { Provider } from "../runtime.ts";
 import type { Tensor } from "../../tensor/tensor.ts";
 import type { UNetRequest, UNetResult, UNetRunner } from "./passes.ts";
-import { checkPipelineKind, svdVaeOf } from "../svd/models.ts";
-
-/** Backbone params as stages receive them (config group `backbone`). */
-export interface BackboneParams {
-  kind: "tiny" | "sd" | "svd";
-  weights: string;
-  provider?: Provider;
-  dtype?: "fp32" | "fp16";
-}
+import type { BackboneParams } from "../types.ts";
+import { graphCacheDir, loadedModels, memo, taesdFolder, vaeBatch } from "../pool.ts";
 
 /** Samples per ONNX run; bounds activation memory (a batch is split into micro-batches). */
 export const MICRO_BATCH = 28;
-
-const pool = new Map<string, Promise<unknown>>();
-
-/** Memoise a model load in the process-wide pool under `key` (a failed load is forgotten). */
-export function memo<T>(key: string, make: () => Promise<T>): Promise<T> {
-  let p = pool.get(key) as Promise<T> | undefined;
-  if (!p) {
-    p = make();
-    pool.set(key, p);
-    p.catch(() => pool.delete(key));
-  }
-  return p;
-}
-
-/** Graph cache directory ($VIDSEG_GRAPH_CACHE, else the loaders' default). */
-export function graphCacheDir(): string | undefined {
-  return Deno.env.get("VIDSEG_GRAPH_CACHE") ?? undefined;
-}
 
 /** A UNet variant of `b`, loaded once per process. */
 export function unetVariant(b: BackboneParams, opts: UNetLoadOptions): Promise<UNet> {
@@ -58,21 +31,14 @@ export function unetVariant(b: BackboneParams, opts: UNetLoadOptions): Promise<U
   return memo(`unet|${path.resolve(b.weights)}|${JSON.stringify(full)}`, () => UNet.load(b.weights, full));
 }
 
-/** The model's VAE (KL or TAESD, from `vae/config.json`), loaded once per process. */
+/** The model's VAE (KL or TAESD, from `vae/config.json`), or the shipped TAESD preview decoder, loaded once. */
 export function vaeOf(b: BackboneParams, decoder: "vae" | "taesd" = "vae"): Promise<Vae> {
   // "taesd" = the fast preview decoder shipped with the embedded model; for a KL model it needs a TAESD folder.
   const folder = decoder === "taesd" ? taesdFolder() : b.weights;
-  // Frames per VAE run: on CPU small runs are fastest (TAESD at 256×192: 4 → 82 ms/frame, 14 → 86, 28 → 122) and
-  // bound memory; on CUDA larger runs fill the device.
-  const maxBatch = b.provider === "cuda" ? 14 : 4;
-  checkPipelineKind(b);
-  if (b.kind === "svd" && decoder === "vae") return svdVaeOf(b, maxBatch);
-  return memo(`vae|${path.resolve(folder)}|${b.provider}`, () => loadVae(folder, { provider: b.provider, maxBatch }));
-}
-
-/** Folder of the TAESD weights that ship with the repo (the embedded model's VAE). */
-export function taesdFolder(): string {
-  return path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../../data/models/tiny-ldm/vae");
+  return memo(
+    `vae|${path.resolve(folder)}|${b.provider}`,
+    () => loadVae(folder, { provider: b.provider, maxBatch: vaeBatch(b.provider) }),
+  );
 }
 
 /** The conditional context: embedding of "" [1, 77, D] (or the embedded model's learned one). */
@@ -87,10 +53,8 @@ export function unetLayoutOf(b: BackboneParams): UNetLayout {
 }
 
 /** Every UNet variant loaded in this process so far (the bench maps evaluation counters to MAC counts). */
-export async function loadedUNets(): Promise<UNet[]> {
-  const out: UNet[] = [];
-  for (const [k, p] of pool) if (k.startsWith("unet|")) out.push(await (p as Promise<UNet>));
-  return out;
+export function loadedUNets(): Promise<UNet[]> {
+  return loadedModels<UNet>("unet|");
 }
 
 /** Estimated bytes one UNet row needs, by what holds them (for sizing batches to a memory budget). */
@@ -120,11 +84,6 @@ export function unetRowBytes(l: UNetLayout, h: number, w: number, injectPosition
   l.up.forEach((lvl, j) => (activations = Math.max(activations, 4 * tokensAt(n - 1 - j) * 8 * lvl.outCh * 4)));
   const prefix = prefixTensorDims(l, splitAt).reduce((a, t) => a + tokensAt(t.level) * t.ch * 4, 0);
   return { injected, prefix, activations };
-}
-
-/** Drop every loaded model (tests, and long runs between phases). */
-export function releaseModels(): void {
-  pool.clear();
 }
 
 /**

@@ -1,18 +1,13 @@
 /**
- * The Stable Video Diffusion backbone as the stages see it (`backbone.kind: svd`, ALGORITHM.md §1.2): its
- * models, loaded once per process through the shared pool of `backbone.ts` (UNet variants, temporal VAE, CLIP
- * image encoder), the EDM schedule, and the per-batch image conditioning: the CLIP image embedding of the
+ * The SVD family's models (`backbone.kind: svd`, docs/method.md §1.2), loaded once per process through the pool
+ * (UNet variants, temporal VAE, CLIP image encoder), and the per-batch image conditioning: the CLIP image embedding of the
  * batch's FIRST frame and the VAE latent of that frame with cond_aug noise augmentation.
  * @module
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
-import { fail } from "../../errors.ts";
 import { SvdUNet, type SvdUNetLoadOptions } from "./unet.ts";
 import { TemporalVae } from "../vae/temporal.ts";
 import { ClipVisionModel } from "../clip/vision.ts";
-import { expectPipeline } from "../weights/diffusers.ts";
-import { edmSchedule, legacyDdpmSchedule, type Schedule } from "../sampler/schedule.ts";
 import { gaussianNoise } from "../sampler/noise.ts";
 import {
   augmentConditioningFrame,
@@ -21,7 +16,9 @@ import {
 } from "../sampler/svd.ts";
 import { resizeBicubicPil } from "../../tensor/ops.ts";
 import { f32, type Tensor } from "../../tensor/tensor.ts";
-import { type BackboneParams, graphCacheDir, memo } from "../sd/models.ts";
+import type { BackboneParams } from "../types.ts";
+import { graphCacheDir, memo, taesdFolder, vaeBatch } from "../pool.ts";
+import { loadVae, type Vae } from "../vae/autoencoder.ts";
 import { framesToImages01, gatherFrames } from "../frames.ts";
 
 /** Frames per UNet run on CPU (the SD runner's micro-batch); SVD runs whole videos, so ⌊28 / F⌋ videos. */
@@ -32,26 +29,6 @@ const FRAMES_PER_RUN = 28;
  * gets the same augmentation noise; it must not be the ε stream (seed itself) or the two would be correlated.
  */
 export const COND_NOISE_SEED_OFFSET = 1_000_003;
-
-/**
- * Check that the weights folder exists and is the pipeline family `backbone.kind` needs, from its
- * `model_index.json` (`_class_name` StableVideoDiffusionPipeline vs StableDiffusionPipeline) or its UNet config:
- * one UserError line.
- */
-export function checkPipelineKind(b: BackboneParams): void {
-  if (!fs.existsSync(b.weights)) {
-    const what = b.kind === "svd"
-      ? "a diffusers StableVideoDiffusionPipeline folder with unet/, vae/ and image_encoder/"
-      : "a diffusers Stable Diffusion folder with unet/ and vae/";
-    fail(b.weights, `weights folder does not exist (backbone.weights; expected ${what})`);
-  }
-  expectPipeline(b.weights, b.kind === "svd" ? "svd" : "sd");
-}
-
-/** The sampling schedule of a backbone: EDM (σ_max 700, σ_min 0.002, ρ 7) for SVD, legacy DDPM otherwise. */
-export function scheduleOf(b: BackboneParams, steps: number): Schedule {
-  return b.kind === "svd" ? edmSchedule(steps) : legacyDdpmSchedule(steps);
-}
 
 /** An SVD UNet variant of `b`, loaded once per process (videos per run bounded by the CPU micro-batch). */
 export function svdUNetOf(b: BackboneParams, opts: SvdUNetLoadOptions, frames: number): Promise<SvdUNet> {
@@ -90,7 +67,7 @@ export function svdCondNoise(seed: number, H: number, W: number): Tensor<"F32"> 
 }
 
 /**
- * The image conditioning of one batch from its frames U8 [F, H, W, 3] (ALGORITHM.md §1.2): the CLIP image
+ * The image conditioning of one batch from its frames U8 [F, H, W, 3] (docs/method.md §1.2): the CLIP image
  * embedding [1, 1, D] of frame 0 (resized to the encoder's S×S with PIL bicubic; sgm feeds the clean frame) and
  * the unscaled posterior mean of frame 0 after noise augmentation x + cond_aug·ε in [−1, 1] pixels (ε =
  * `condNoise` from {@link svdCondNoise}, the same for every batch). Micro-conditioning: fps_id 14, motion
@@ -117,6 +94,16 @@ export async function svdConditioning(
   const img11 = f32(img01.shape, img01.data.map((v) => 2 * v - 1));
   const micro = VIDSEG_SVD_CONDITIONING;
   const aug = augmentConditioningFrame(img11, micro.condAug, condNoise);
-  const vae = await svdVaeOf(b, b.provider === "cuda" ? 14 : 4);
+  const vae = await svdVaeOf(b, vaeBatch(b.provider));
   return { latent: await vae.encodeMean(aug), embedding, micro };
+}
+
+/** The decoder of modulated latents: the temporal VAE, or the shipped TAESD preview decoder (frame by frame). */
+export function svdDecoderOf(b: BackboneParams, decoder: "vae" | "taesd"): Promise<Vae> {
+  if (decoder === "vae") return svdVaeOf(b, vaeBatch(b.provider));
+  const folder = taesdFolder();
+  return memo(
+    `vae|${path.resolve(folder)}|${b.provider}`,
+    () => loadVae(folder, { provider: b.provider, maxBatch: vaeBatch(b.provider) }),
+  );
 }

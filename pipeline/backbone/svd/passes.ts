@@ -18,7 +18,7 @@ import { blendLatents } from "../sampler/blend.ts";
 import { svdAddedTimeIds, type SvdConditioning, svdUNetSample } from "../sampler/svd.ts";
 import type { Schedule } from "../sampler/schedule.ts";
 import type { SvdUNetLoadOptions } from "./unet.ts";
-import type { BackboneParams } from "../sd/models.ts";
+import type { BackboneParams } from "../types.ts";
 import { svdUNetOf } from "./models.ts";
 
 /** One SVD UNet evaluation over 2B videos of F frames. */
