@@ -138,6 +138,9 @@ export class VariantRunner implements UNetRunner {
       injected: req.injected,
       microBatch: req.microBatch,
     });
-    return out.prefix ? { eps: out.eps, taps: out.taps, prefix: out.prefix } : { eps: out.eps, taps: out.taps };
+    const prediction = unet.predictionType;
+    return out.prefix
+      ? { eps: out.eps, taps: out.taps, prefix: out.prefix, prediction }
+      : { eps: out.eps, taps: out.taps, prediction };
   }
 }

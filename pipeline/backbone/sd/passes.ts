@@ -1,15 +1,16 @@
 /**
- * The denoising passes of the method (ALGORITHM.md §3, §4, §8.1–8.4), over an abstract UNet so this module knows
- * nothing about ONNX, and nothing about labels either: it works on *samples*, each of which is one frame of the
+ * The SD denoising passes of the method (docs/method.md §3, §4, §8.1–8.4), run by `sampleEuler` over an abstract
+ * UNet, so this module knows nothing about ONNX, and nothing about labels either: it works on *samples*, each of which is one frame of the
  * current batch, optionally with a modulation mask. The caller decides which samples exist (the reference
  * schedule: every frame × label × sign; the optimized one: only frames where the label is present).
  *
  * UNet batches use the reference layout [uncond half (B) ; cond half (B)] with uncond context = zeros and cond
- * context = the empty-prompt embedding, guided with ε̂ = ε_u + s(ε_c − ε_u).
+ * context = the empty-prompt embedding, guided with ε̂ = ε_u + s(ε_c − ε_u) (`sampler/cfg.ts`). Injection, prefix
+ * reuse and modulation are per-step inputs of the denoiser; latent blending is the sampler's step callback.
  * @module
  */
 import { f32, type Tensor } from "../../tensor/tensor.ts";
-import { eulerStep, scaleModelInput } from "../sampler/euler.ts";
+import { type EpsModel, sampleEuler, scaleModelInput, type StepInfo, vToEps } from "../sampler/euler.ts";
 import { combineCfg, doubleBatch } from "../sampler/cfg.ts";
 import { blendLatents } from "../sampler/blend.ts";
 import type { Schedule } from "../sampler/schedule.ts";
@@ -43,6 +44,8 @@ export interface UNetResult {
   taps: Record<string, Tensor<"F32">>;
   /** Prefix tensors, when `exposePrefix` was requested. */
   prefix?: Record<string, Tensor<"F32">>;
+  /** What `eps` holds: "epsilon" (default) or "v_prediction" (the model's scheduler config). */
+  prediction?: string;
 }
 
 /** The UNet as this module sees it. */
@@ -84,6 +87,34 @@ export interface UnmodulatedRecord {
 }
 
 /**
+ * The SD denoiser as the sampler sees it: the UNet over the doubled batch [uncond (B); cond (B)] with the
+ * contexts [zeros; cond], guided by {@link combineCfg}; a v-prediction model's output is turned into ε
+ * (`prediction_type: v_prediction`, k-diffusion's v-denoiser). `request` adds per-step inputs (taps,
+ * modulation, injection, prefix); `seen` observes each raw result.
+ */
+export function sdDenoiser(
+  unet: UNetRunner,
+  s: PassSettings,
+  B: number,
+  request: (info: StepInfo) => Partial<UNetRequest>,
+  seen?: (r: UNetResult, info: StepInfo) => void,
+): EpsModel {
+  const context = cfgContext(s.cond, B);
+  return async (modelInput, info) => {
+    const extra = request(info);
+    const r = await unet.run({
+      sample: extra.prefix ? undefined : doubleBatch(modelInput),
+      timestep: info.timestep,
+      context,
+      ...extra,
+    });
+    seen?.(r, info);
+    const guidedPrediction = combineCfg(r.eps!, s.guidance);
+    return r.prediction === "v_prediction" ? vToEps(modelInput, guidedPrediction, info.sigma) : guidedPrediction;
+  };
+}
+
+/**
  * The unmodulated pass from x_{t_m} over steps start..end−1 with CFG, recording the latent after every step and
  * the requested taps at every step. With `tapsOnlyAtLast`, taps are requested only at the last step (the feature
  * pass); with `lastStepTruncated` the last evaluation skips ε (truncated graph) and the final latent is not
@@ -96,30 +127,38 @@ export async function unmodulatedPass(
   opts: { taps: readonly string[]; tapsOnlyAtLast?: boolean; lastStepTruncated?: boolean; recordPrefix?: boolean },
 ): Promise<UnmodulatedRecord> {
   const F = xStart.shape[0];
-  const context = cfgContext(s.cond, F);
   const rec: UnmodulatedRecord = { xAfter: [], taps: [] };
-  let x = xStart;
-  for (let i = s.start; i < s.end; i++) {
-    const last = i === s.end - 1;
-    const sigma = s.schedule.sigmas[i], sigmaNext = s.schedule.sigmas[i + 1];
-    const wantTaps = !opts.tapsOnlyAtLast || last;
-    const truncated = last && !!opts.lastStepTruncated;
-    const r = await unet.run({
-      sample: doubleBatch(scaleModelInput(x, sigma)),
-      timestep: s.schedule.timesteps[i],
-      context,
-      taps: wantTaps ? opts.taps : [],
-      needEps: !truncated,
-      exposePrefix: i === s.start && !!opts.recordPrefix,
-    });
-    rec.taps.push(wantTaps ? r.taps : {});
-    if (i === s.start && opts.recordPrefix) {
+  const last = s.end - 1;
+  const wantTaps = (i: number) => !opts.tapsOnlyAtLast || i === last;
+  const model = sdDenoiser(unet, s, F, (info) => ({
+    taps: wantTaps(info.step) ? opts.taps : [],
+    needEps: true,
+    exposePrefix: info.step === s.start && !!opts.recordPrefix,
+  }), (r, info) => {
+    rec.taps.push(wantTaps(info.step) ? r.taps : {});
+    if (info.step === s.start && opts.recordPrefix) {
       if (!r.prefix) throw new Error("unmodulatedPass: the UNet runner returned no prefix tensors");
       rec.prefix = r.prefix;
     }
-    if (truncated) break;
-    x = eulerStep(x, combineCfg(r.eps!, s.guidance), sigma, sigmaNext);
-    rec.xAfter.push(x);
+  });
+  const truncated = !!opts.lastStepTruncated && last >= s.start;
+  const x = await sampleEuler(model, xStart, s.schedule, {
+    startIndex: s.start,
+    endIndex: truncated ? last : s.end,
+    callback: (_, x) => void rec.xAfter.push(x),
+  });
+  if (truncated) {
+    // The tapped last step needs no ε: its graph stops after the deepest tap.
+    const r = await unet.run({
+      sample: doubleBatch(scaleModelInput(x, s.schedule.sigmas[last])),
+      timestep: s.schedule.timesteps[last],
+      context: cfgContext(s.cond, F),
+      taps: opts.taps,
+      needEps: false,
+      exposePrefix: last === s.start && !!opts.recordPrefix,
+    });
+    rec.taps.push(r.taps);
+    if (last === s.start && opts.recordPrefix) rec.prefix = r.prefix;
   }
   return rec;
 }
@@ -133,7 +172,7 @@ export interface ModSample {
   sign: number;
 }
 
-/** Settings of the modulated passes (ALGORITHM.md §8.2–8.4). */
+/** Settings of the modulated passes (docs/method.md §8.2–8.4). */
 export interface ModulationSettings {
   lambda: number;
   /** Tokens of the modulated block (= grid h·w). */
@@ -193,7 +232,6 @@ export async function modulatedPass(
 ): Promise<Tensor<"F32">> {
   const F = xStart.shape[0], B = samples.length;
   const frames = samples.map((q) => q.frame);
-  const context = cfgContext(s.cond, B);
   // Modulation input [2B, tokens, 1]: the same sign·λ·mask on the uncond and cond halves (modulate_uc).
   const mod = new Float32Array(2 * B * m.tokens);
   samples.forEach((q, b) => {
@@ -207,10 +245,8 @@ export async function modulatedPass(
   const modulation = f32([2 * B, m.tokens, 1], mod);
   const zeroMod = f32([2 * B, m.tokens, 1]);
   const masks = m.blendEnd >= s.start ? blendMasks(samples, m.grid) : null;
-  let x = gatherRows(xStart, frames);
-  for (let i = s.start; i < s.end; i++) {
+  const model = sdDenoiser(unet, s, B, ({ step: i }) => {
     const k = i - s.start;
-    const sigma = s.schedule.sigmas[i], sigmaNext = s.schedule.sigmas[i + 1];
     // The first step's input is x_{t_m} itself, so everything before the split equals the recorded prefix.
     const resume = i === s.start && !!m.reusePrefix;
     if (resume && !record.prefix) throw new Error("modulatedPass: prefix reuse needs a recorded prefix");
@@ -226,21 +262,22 @@ export async function modulatedPass(
       prefix = {};
       for (const [name, t] of Object.entries(record.prefix!)) prefix[name] = gatherDoubled(t, frames, F);
     }
-    const r = await unet.run({
-      sample: resume ? undefined : doubleBatch(scaleModelInput(x, sigma)),
+    return {
       prefix,
-      timestep: s.schedule.timesteps[i],
-      context,
       modulation: i === s.start ? modulation : zeroMod,
       injected,
       taps: [],
       needEps: true,
       microBatch: m.microBatch,
-    });
-    x = eulerStep(x, combineCfg(r.eps!, s.guidance), sigma, sigmaNext);
-    if (masks && i <= m.blendEnd) x = blendLatents(x, gatherRows(record.xAfter[k], frames), masks);
-  }
-  return x;
+    };
+  });
+  // Latent blending with the unmodulated latents on steps start..blendEnd (docs/method.md §8.4).
+  return sampleEuler(model, gatherRows(xStart, frames), s.schedule, {
+    startIndex: s.start,
+    endIndex: s.end,
+    callback: (i, x) =>
+      masks && i <= m.blendEnd ? blendLatents(x, gatherRows(record.xAfter[i - s.start], frames), masks) : undefined,
+  });
 }
 
 function blendMasks(samples: readonly ModSample[], grid: [number, number]): Tensor<"F32"> {

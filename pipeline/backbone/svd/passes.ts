@@ -1,5 +1,5 @@
 /**
- * The denoising passes of the method on the SVD backbone (ALGORITHM.md §1.2, §3, §4, §8.1–8.4). Unlike SD, the
+ * The denoising passes of the method on the SVD backbone (docs/method.md §1.2, §3, §4, §8.1–8.4). Unlike SD, the
  * frames of a batch are ONE video (temporal attention couples them), so a pass always re-denoises every frame:
  * a modulated *sample* is the whole batch with one mask per frame (the reference's pass for one (label, sign)).
  *
@@ -13,7 +13,8 @@
  * @module
  */
 import { f32, type Tensor } from "../../tensor/tensor.ts";
-import { eulerStep, scaleModelInput, vToEps } from "../sampler/euler.ts";
+import { type EpsModel, sampleEuler, scaleModelInput, type StepInfo, vToEps } from "../sampler/euler.ts";
+import { combineCfg } from "../sampler/cfg.ts";
 import { blendLatents } from "../sampler/blend.ts";
 import { svdAddedTimeIds, type SvdConditioning, svdUNetSample } from "../sampler/svd.ts";
 import type { Schedule } from "../sampler/schedule.ts";
@@ -104,10 +105,9 @@ export interface SvdRecord {
   taps: Record<string, Tensor<"F32">>[];
 }
 
-/** Videos of B samples: [B uncond; B cond] inputs for latents x [B·F, 4, h, w] (sample-major). */
-function videoBatch(x: Tensor<"F32">, B: number, s: SvdPassSettings, sigma: number) {
-  const [BF, C, h, w] = x.shape, F = BF / B;
-  const xin = scaleModelInput(x, sigma);
+/** Videos of B samples: [B uncond; B cond] UNet inputs for scaled latents x_in [B·F, 4, h, w] (sample-major). */
+function videoBatch(xin: Tensor<"F32">, B: number, s: SvdPassSettings) {
+  const [BF, C, h, w] = xin.shape, F = BF / B;
   const parts = Array.from(
     { length: B },
     (_, b) =>
@@ -127,25 +127,33 @@ function videoBatch(x: Tensor<"F32">, B: number, s: SvdPassSettings, sigma: numb
   const e = s.cond.embedding, D = e.data.length;
   const context = new Float32Array(2 * B * D);
   for (let b = 0; b < B; b++) context.set(e.data, (B + b) * D);
-  return {
-    xin,
-    sample: f32([2 * B, ...parts[0].shape.slice(1)], sample),
-    context: f32([2 * B, 1, D], context),
-  };
+  return { sample: f32([2 * B, ...parts[0].shape.slice(1)], sample), context: f32([2 * B, 1, D], context) };
 }
 
-/** Guided ε [B·F, 4, h, w] from v [2B, F, 4, h, w]: v_u + s_f·(v_c − v_u), then ε = (σ·x_in + v)·c_in. */
-function guidedEps(v: Tensor<"F32">, xin: Tensor<"F32">, B: number, s: SvdPassSettings, sigma: number) {
-  const n = xin.data.length, F = xin.shape[0] / B, perFrame = n / (B * F);
-  const mixed = new Float32Array(n);
-  for (let r = 0; r < B * F; r++) {
-    const sf = s.frameScales[r % F];
-    for (let j = r * perFrame, e = j + perFrame; j < e; j++) {
-      const u = v.data[j];
-      mixed[j] = u + sf * (v.data[n + j] - u);
-    }
-  }
-  return vToEps(xin, f32(xin.shape, mixed), sigma);
+/**
+ * The SVD denoiser as the sampler sees it: 2B videos [uncond; cond] through the UNet, v guided per frame with
+ * {@link combineCfg} (linear scales 1.0 → max), then ε = (σ·x_in + v)/√(σ²+1) (`VScalingWithEDMcNoise`).
+ * `request` adds per-step inputs (taps, modulation, injection); `seen` observes each raw result.
+ */
+function svdDenoiser(
+  unet: SvdRunner,
+  s: SvdPassSettings,
+  B: number,
+  request: (info: StepInfo) => Partial<SvdRunRequest>,
+  seen?: (r: { taps: Record<string, Tensor<"F32">> }, info: StepInfo) => void,
+): EpsModel {
+  const ids = svdAddedTimeIds(s.cond.micro);
+  const F = s.frameScales.length;
+  const scales = new Float64Array(B * F);
+  for (let r = 0; r < B * F; r++) scales[r] = s.frameScales[r % F];
+  return async (xin, info) => {
+    const { sample, context } = videoBatch(xin, B, s);
+    const r = await unet.run({ sample, timestep: info.timestep, context, addedTimeIds: ids, ...request(info) });
+    seen?.(r, info);
+    const v = r.v!; // [2B, F, 4, h, w] read as rows of frames [2B·F, 4, h, w]
+    const guidedV = combineCfg(f32([2 * B * F, ...xin.shape.slice(1)], v.data), scales);
+    return vToEps(xin, guidedV, info.sigma);
+  };
 }
 
 /**
@@ -160,25 +168,33 @@ export async function svdUnmodulatedPass(
   opts: { taps: readonly string[]; tapsOnlyAtLast?: boolean; lastStepTruncated?: boolean },
 ): Promise<SvdRecord> {
   const rec: SvdRecord = { xAfter: [], taps: [] };
-  const ids = svdAddedTimeIds(s.cond.micro);
-  let x = xStart;
-  for (let i = s.start; i < s.end; i++) {
-    const last = i === s.end - 1, sigma = s.schedule.sigmas[i];
-    const wantTaps = !opts.tapsOnlyAtLast || last;
-    const truncated = last && !!opts.lastStepTruncated;
-    const { xin, sample, context } = videoBatch(x, 1, s, sigma);
+  const last = s.end - 1;
+  const wantTaps = (i: number) => !opts.tapsOnlyAtLast || i === last;
+  const model = svdDenoiser(
+    unet,
+    s,
+    1,
+    (info) => ({ taps: wantTaps(info.step) ? opts.taps : [], needV: true }),
+    (r, info) => void rec.taps.push(wantTaps(info.step) ? r.taps : {}),
+  );
+  const truncated = !!opts.lastStepTruncated && last >= s.start;
+  const x = await sampleEuler(model, xStart, s.schedule, {
+    startIndex: s.start,
+    endIndex: truncated ? last : s.end,
+    callback: (_, x) => void rec.xAfter.push(x),
+  });
+  if (truncated) {
+    // The tapped last step needs no v: its graph stops after the deepest tap.
+    const { sample, context } = videoBatch(scaleModelInput(x, s.schedule.sigmas[last]), 1, s);
     const r = await unet.run({
       sample,
-      timestep: s.schedule.timesteps[i],
+      timestep: s.schedule.timesteps[last],
       context,
-      addedTimeIds: ids,
-      taps: wantTaps ? opts.taps : [],
-      needV: !truncated,
+      addedTimeIds: svdAddedTimeIds(s.cond.micro),
+      taps: opts.taps,
+      needV: false,
     });
-    rec.taps.push(wantTaps ? r.taps : {});
-    if (truncated) break;
-    x = eulerStep(x, guidedEps(r.v!, xin, 1, s, sigma), sigma, s.schedule.sigmas[i + 1]);
-    rec.xAfter.push(x);
+    rec.taps.push(r.taps);
   }
   return rec;
 }
@@ -226,7 +242,7 @@ export async function svdModulatedPasses(
   s: SvdPassSettings,
   m: SvdModulationSettings,
 ): Promise<Tensor<"F32">> {
-  const F = xStart.shape[0], B = samples.length, T = m.tokens, ids = svdAddedTimeIds(s.cond.micro);
+  const F = xStart.shape[0], B = samples.length, T = m.tokens;
   const mod = new Float32Array(2 * B * F * T);
   const blend = new Float32Array(B * F * T);
   samples.forEach((q, b) => {
@@ -247,26 +263,18 @@ export async function svdModulatedPasses(
     for (let b = 0; b < B; b++) out.set(t.data, b * t.data.length);
     return f32([B * t.shape[0], ...t.shape.slice(1)], out);
   };
-  let x = repeat(xStart);
-  for (let i = s.start; i < s.end; i++) {
-    const k = i - s.start, sigma = s.schedule.sigmas[i];
+  const model = svdDenoiser(unet, s, B, ({ step: i }) => {
     let injected: Record<string, Tensor<"F32">> | undefined;
     if (m.injectNames.length) {
       injected = {};
-      for (const name of m.injectNames) injected[name] = repeatHalves(record.taps[k][name], B);
+      for (const name of m.injectNames) injected[name] = repeatHalves(record.taps[i - s.start][name], B);
     }
-    const { xin, sample, context } = videoBatch(x, B, s, sigma);
-    const r = await unet.run({
-      sample,
-      timestep: s.schedule.timesteps[i],
-      context,
-      addedTimeIds: ids,
-      modulation: i === s.start ? modulation : zeroMod,
-      injected,
-      needV: true,
-    });
-    x = eulerStep(x, guidedEps(r.v!, xin, B, s, sigma), sigma, s.schedule.sigmas[i + 1]);
-    if (i <= m.blendEnd) x = blendLatents(x, repeat(record.xAfter[k]), masks);
-  }
-  return x;
+    return { modulation: i === s.start ? modulation : zeroMod, injected, needV: true };
+  });
+  // Latent blending with the unmodulated latents on steps start..blendEnd (docs/method.md §8.4).
+  return sampleEuler(model, repeat(xStart), s.schedule, {
+    startIndex: s.start,
+    endIndex: s.end,
+    callback: (i, x) => (i <= m.blendEnd ? blendLatents(x, repeat(record.xAfter[i - s.start]), masks) : undefined),
+  });
 }
