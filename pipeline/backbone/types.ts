@@ -71,12 +71,21 @@ export interface Backbone {
   /** Frames U8 [n, H, W, 3] → UNet-scaled latents [n, 4, H/8, W/8] (posterior mean). */
   encode(frames: Tensor<"U8">): Promise<Tensor<"F32">>;
   /** The noise every batch receives (the reference re-seeds per batch): `eps` [F, …latent] plus family extras. */
-  noise(seed: number, batchFrames: number, latent: readonly number[], frameSize: readonly [number, number]): Record<string, Tensor<"F32">>;
+  noise(
+    seed: number,
+    batchFrames: number,
+    latent: readonly number[],
+    frameSize: readonly [number, number],
+  ): Record<string, Tensor<"F32">>;
   /**
    * The unmodulated pass from x_{t_m} = z0 + σ_{t_m}·ε to step t_f, tapped there: per block of `blocks`, the
    * self-attention queries of the conditional half, [F, tokens, C].
    */
-  features(batch: BatchInput, sampler: SamplerParams, blocks: readonly number[]): Promise<Record<number, Tensor<"F32">>>;
+  features(
+    batch: BatchInput,
+    sampler: SamplerParams,
+    blocks: readonly number[],
+  ): Promise<Record<number, Tensor<"F32">>>;
   /** The unmodulated pass t_m → end, recording what modulated passes inject and blend with. */
   record(batch: BatchInput, setup: ModulationSetup): Promise<PassRecord>;
   /** Group size (and backend batch) of modulated samples for a memory budget in bytes. */

@@ -4,16 +4,12 @@
  * Predictions are at the frames' original size (the method upsamples to it, also when it processes Cityscapes at
  * a reduced size), so a GT of another size is a dataset error reported with the GT file's name.
  *
- * The `evaluate` stage is row-scoped: it reads the unit-scoped labels stage of every clip
- * (inputs[`<labels stage>/<clip>`]: tensors.labels U8|I32 [F, H, W], json.frames = frame names) and the GT files
- * of the clips (config `dataset`), and returns json.metrics {mIoU, mVC8, mVC16 (percent, null when undefined),
- * classIoU: {class name: percent | null}, frames: number evaluated}.
+ * The `evaluate` stage (`pipeline/stages/evaluate.ts`) runs it over a row's clips.
  * @module
  */
 import { fail } from "../errors.ts";
-import type { Json, Stage } from "../dag/stage.ts";
 import type { ClassInfo, VideoClip } from "../data/clip.ts";
-import { datasetSpecFromConfig, loadDataset, readGt } from "../data/dataset.ts";
+import { readGt } from "../data/dataset.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { ConfusionMatrix } from "./miou.ts";
 import { nanmean, vcWindows } from "./vc.ts";
@@ -111,49 +107,3 @@ export function pairWithGt(clip: VideoClip, labels: Tensor, frameNames?: readonl
   });
   return out;
 }
-
-const pct = (v: number | null) => (v === null ? null : 100 * v);
-
-/** Build the row-scoped `evaluate` stage reading the labels of the unit-scoped stage `labelsStage`. */
-export function makeEvaluateStage(labelsStage = "labels"): Stage {
-  const clipsOf = (p: Record<string, unknown>) =>
-    loadDataset({
-      ...datasetSpecFromConfig(p["dataset"] as Record<string, unknown>),
-      clips: p.units as string[],
-    });
-  return {
-    name: "evaluate",
-    version: 1,
-    params: ["dataset"],
-    upstream: [labelsStage],
-    scope: "row",
-    role: "metrics",
-    inputFiles: (p) => clipsOf(p).flatMap((c) => c.frames.flatMap((f) => (f.gt ? [f.gt] : []))),
-    run(inputs, p, ctx) {
-      const clips = clipsOf(p);
-      const classes = clips[0]?.classes ?? [];
-      if (classes.length === 0) {
-        ctx.log("evaluate: the dataset has no classes (no GT), metrics are undefined");
-      }
-      const ev = new Evaluator(classes);
-      clips.forEach((clip, i) => {
-        const a = inputs[`${labelsStage}/${clip.name}`];
-        if (!a) throw new Error(`evaluate: no "${labelsStage}" artifact for clip ${clip.name}`);
-        ev.add(pairWithGt(clip, a.tensors.labels, a.json.frames as string[] | undefined)); // one clip's GT at a time
-        ctx.progress(i + 1, clips.length, "clips evaluated");
-      });
-      const r = ev.result();
-      const classIoU: Record<string, Json> = {};
-      for (const c of r.classIoU) classIoU[c.name] = pct(c.iou);
-      return Promise.resolve({
-        tensors: {},
-        json: {
-          metrics: { mIoU: pct(r.mIoU), mVC8: pct(r.mVC8), mVC16: pct(r.mVC16), classIoU, frames: r.frames },
-        },
-      });
-    },
-  };
-}
-
-/** The `evaluate` stage over a labels stage named "labels". */
-export const evaluateStage: Stage = makeEvaluateStage("labels");

@@ -9,7 +9,14 @@
  * aggregation share this expensive stage.
  * @module
  */
-import { type Artifacts, rowsOf, shapeOf, type Stage, tensorOutput, type TensorOutput } from "../dag/stage.ts";
+import {
+  type Artifacts,
+  rowsOf,
+  shapeOf,
+  type Stage,
+  type TensorOutput,
+  tensorOutput,
+} from "../dag/stage.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { openBackbone } from "../backbone/backbone.ts";
 import { distinctBatches, planBatches } from "../seg/video.ts";
@@ -50,11 +57,15 @@ export const featuresStage: Stage<P> = {
     const out: Record<string, TensorOutput<"F32">> = {};
     for (const [bi, { start, end }] of ranges.entries()) {
       // Every batch has exactly F frames (the last one overlaps, §6.4), so it receives the whole ε.
-      const q = await backbone.features({
-        frames: () => rowsOf(inputs.frames, "frames", start, end) as Tensor<"U8">,
-        z0: rowsOf(inputs.invert, "z0", start, end) as Tensor<"F32">,
-        noise,
-      }, sampler, blocks);
+      const q = await backbone.features(
+        {
+          frames: () => rowsOf(inputs.frames, "frames", start, end) as Tensor<"U8">,
+          z0: rowsOf(inputs.invert, "z0", start, end) as Tensor<"F32">,
+          noise,
+        },
+        sampler,
+        blocks,
+      );
       for (const i of blocks) {
         const t = q[i];
         out[`q${i}`] ??= tensorOutput(ctx, `q${i}`, "F32", [T, t.shape[1], t.shape[2]]);

@@ -9,7 +9,7 @@
  * (frame names), `size0` [H0, W0] (original size), `size` [H, W], `palette`, `classes`.
  * @module
  */
-import { type Json, type Stage, tensorOutput, type TensorOutput } from "../dag/stage.ts";
+import { type Json, type Stage, type TensorOutput, tensorOutput } from "../dag/stage.ts";
 import { fail } from "../errors.ts";
 import { datasetSpecFromConfig, gtAtGrid, loadDataset, readFrame, readGt } from "../data/dataset.ts";
 import type { VideoClip } from "../data/clip.ts";
@@ -31,7 +31,9 @@ export function clipOf(p: P): VideoClip {
 export function processingSize(size0: [number, number], resolution: unknown): [number, number] {
   if (Array.isArray(resolution)) return [resolution[1] as number, resolution[0] as number];
   const [H0, W0] = size0;
-  if (H0 < 64 || W0 < 64) fail("resolution", `frames of ${W0}×${H0} are smaller than 64 px; set resolution: [W, H]`);
+  if (H0 < 64 || W0 < 64) {
+    fail("resolution", `frames of ${W0}×${H0} are smaller than 64 px; set resolution: [W, H]`);
+  }
   return [H0 - (H0 % 64), W0 - (W0 % 64)];
 }
 
@@ -55,7 +57,12 @@ export const framesStage: Stage<P> = {
         [H, W] = processingSize(size0, p.resolution);
         out = tensorOutput(ctx, "frames", "U8", [N, H, W, 3]);
       } else if (h0 !== size0[0] || w0 !== size0[1]) {
-        fail(clip.frames[i].image, `frame is ${w0}×${h0} but the clip's first frame is ${size0[1]}×${size0[0]} (all frames of a clip must have one size)`);
+        fail(
+          clip.frames[i].image,
+          `frame is ${w0}×${h0} but the clip's first frame is ${size0[1]}×${
+            size0[0]
+          } (all frames of a clip must have one size)`,
+        );
       }
       const r = h0 === H && w0 === W ? img : resizeBicubicPil(img, H, W);
       out!.append({ dtype: "U8", shape: [1, H, W, 3], data: r.data as Uint8Array });

@@ -7,7 +7,7 @@
  * backbone's extra noise (SVD: `cond_noise` [1, 3, H, W], the conditioning frame's augmentation).
  * @module
  */
-import { rowsOf, shapeOf, type Stage, tensorOutput, type TensorOutput } from "../dag/stage.ts";
+import { rowsOf, shapeOf, type Stage, type TensorOutput, tensorOutput } from "../dag/stage.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { openBackbone } from "../backbone/backbone.ts";
 import { backboneOf, ENCODER_FIELDS, keysOf } from "./params.ts";
@@ -36,6 +36,9 @@ export const invertStage: Stage<P> = {
       ctx.progress(Math.min(N, i + chunk), N, "frames encoded");
     }
     const F = Math.min(p.batch_size as number, N);
-    return { tensors: { ...z0!.result(), ...backbone.noise(p.seed as number, F, latentShape, [H, W]) }, json: {} };
+    return {
+      tensors: { ...z0!.result(), ...backbone.noise(p.seed as number, F, latentShape, [H, W]) },
+      json: {},
+    };
   },
 };

@@ -4,8 +4,10 @@
  * @module
  */
 import { registerStages } from "../dag/registry.ts";
-import { cbrStage, kmeansStage, knnStage } from "../seg/stages.ts";
-import { evaluateStage } from "../metrics/evaluate.ts";
+import { kmeansStage } from "./kmeans.ts";
+import { cbrStage } from "./cbr.ts";
+import { knnStage } from "./knn.ts";
+import { evaluateStage } from "./evaluate.ts";
 import { framesStage } from "./frames.ts";
 import { invertStage } from "./invert.ts";
 import { featuresStage } from "./features.ts";

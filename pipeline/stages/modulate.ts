@@ -25,7 +25,14 @@
  * {labels: number[]}.
  * @module
  */
-import { type Artifacts, rowsOf, shapeOf, type Stage, type StageContext, tensorOutput } from "../dag/stage.ts";
+import {
+  type Artifacts,
+  rowsOf,
+  shapeOf,
+  type Stage,
+  type StageContext,
+  tensorOutput,
+} from "../dag/stage.ts";
 import { type Tensor, u8 } from "../tensor/tensor.ts";
 import type { BatchRange } from "../seg/video.ts";
 import { distinctBatches, planBatches } from "../seg/video.ts";
@@ -73,7 +80,12 @@ export const modulateStage: Stage<P> = {
   ],
   upstream: ["frames", "invert", "knn"],
   run(inputs, p, ctx): Promise<Artifacts> {
-    return modulateClip(inputs, p, ctx, p.schedule === "reference" ? null : { reusePrefix: true, skipRepeats: true });
+    return modulateClip(
+      inputs,
+      p,
+      ctx,
+      p.schedule === "reference" ? null : { reusePrefix: true, skipRepeats: true },
+    );
   },
 };
 
@@ -121,7 +133,11 @@ export async function modulateClip(
   // that agree on a mask compute them once (tests/stages/modulate_test.ts). The reference stays literal.
   const shared = opt && ctx.upstreamKeys?.frames && ctx.upstreamKeys?.invert ? ctx.samples : undefined;
   const { schedule: _, ...sharedParams } = p;
-  const sharedBase = { frames: ctx.upstreamKeys?.frames, invert: ctx.upstreamKeys?.invert, params: sharedParams };
+  const sharedBase = {
+    frames: ctx.upstreamKeys?.frames,
+    invert: ctx.upstreamKeys?.invert,
+    params: sharedParams,
+  };
   const plane = H0 * W0;
   let done = 0, sharedPairs = 0;
   for (const [bi, { start, end }] of batches.entries()) {
@@ -164,7 +180,16 @@ export async function modulateClip(
     if (!opt) {
       for (const sign of [1, -1]) {
         for (let l = 0; l < L; l++) {
-          list.push(units.map((u) => ({ q: { frames: u, masks: u.map((f) => mask(f, labels[l])), sign }, k: { l, sign } })));
+          list.push(
+            units.map((u) => ({
+              q: {
+                frames: u,
+                masks: u.map((f) => mask(f, labels[l])),
+                sign,
+              },
+              k: { l, sign },
+            })),
+          );
         }
       }
     } else {
@@ -172,7 +197,7 @@ export async function modulateClip(
       for (let l = 0; l < L; l++) {
         for (const u of units) {
           const q = todo(u, l);
-          if (q) for (const sign of [1, -1]) all.push({ q: { ...q, sign }, k: { l, sign } });
+          if (q) { for (const sign of [1, -1]) all.push({ q: { ...q, sign }, k: { l, sign } }); }
         }
       }
       if (all.length) list.push(all);
@@ -199,7 +224,11 @@ export async function modulateClip(
         let row = 0;
         for (const { q, k } of group) {
           for (const f of q.frames) {
-            const one = { dtype: "U8" as const, shape: [H, W, 3], data: imgs.data.subarray(row * H * W * 3, (row + 1) * H * W * 3) };
+            const one = {
+              dtype: "U8" as const,
+              shape: [H, W, 3],
+              data: imgs.data.subarray(row * H * W * 3, (row + 1) * H * W * 3),
+            };
             row++;
             const full = resizeBilinearCv(one, H0, W0);
             const key = `${f}|${k.l}`;
@@ -215,7 +244,9 @@ export async function modulateClip(
           // Both signs of the sample done: share its maps.
           if (shared && k.sign < 0) {
             const maps = new Uint8Array(q.frames.length * plane);
-            q.frames.forEach((f, i) => maps.set(diff.data.subarray((f * L + k.l) * plane, (f * L + k.l + 1) * plane), i * plane));
+            q.frames.forEach((f, i) =>
+              maps.set(diff.data.subarray((f * L + k.l) * plane, (f * L + k.l + 1) * plane), i * plane)
+            );
             shared.put(itemKey(q), maps);
           }
         }
@@ -226,7 +257,11 @@ export async function modulateClip(
     const [a, b] = owned[bi];
     if (b > a) {
       const rows = L * plane;
-      diffOut.append({ dtype: "U8", shape: [b - a, L, H0, W0], data: diff.data.subarray((a - start) * rows, (b - start) * rows) });
+      diffOut.append({
+        dtype: "U8",
+        shape: [b - a, L, H0, W0],
+        data: diff.data.subarray((a - start) * rows, (b - start) * rows),
+      });
     }
   }
   if (sharedPairs) ctx.log(`${sharedPairs} (frame, label) difference maps shared with other rows`);

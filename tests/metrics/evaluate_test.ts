@@ -3,7 +3,7 @@ import { assert, assertAlmostEquals, assertEquals } from "../assert.ts";
 import { UserError } from "../../pipeline/errors.ts";
 import { ROOT } from "../shared.ts";
 import type { StageContext } from "../../pipeline/dag/stage.ts";
-import { makeEvaluateStage } from "../../pipeline/metrics/evaluate.ts";
+import { makeEvaluateStage } from "../../pipeline/stages/evaluate.ts";
 import { u8 } from "../../pipeline/tensor/tensor.ts";
 
 const root = path.join(ROOT, "tests/fixtures/datasets/camvid");

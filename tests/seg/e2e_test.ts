@@ -18,9 +18,11 @@ import {
   syntheticVideo,
   writeSyntheticCamvid,
 } from "../../pipeline/data/synthetic.ts";
-import { evaluateStage } from "../../pipeline/metrics/evaluate.ts";
+import { evaluateStage } from "../../pipeline/stages/evaluate.ts";
 import { labelsFromImagePairs } from "../../pipeline/seg/labels.ts";
-import { cbrStage, kmeansStage, knnStage } from "../../pipeline/seg/stages.ts";
+import { cbrStage } from "../../pipeline/stages/cbr.ts";
+import { kmeansStage } from "../../pipeline/stages/kmeans.ts";
+import { knnStage } from "../../pipeline/stages/knn.ts";
 import { resizeBicubicPil, resizeBilinearCv, resizeNearest } from "../../pipeline/tensor/ops.ts";
 import { i32, type Tensor, u8 } from "../../pipeline/tensor/tensor.ts";
 

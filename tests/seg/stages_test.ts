@@ -1,6 +1,8 @@
 import { assertEquals, assertRejects } from "../assert.ts";
 import type { Artifacts, StageContext } from "../../pipeline/dag/stage.ts";
-import { cbrStage, kmeansStage, knnStage } from "../../pipeline/seg/stages.ts";
+import { cbrStage } from "../../pipeline/stages/cbr.ts";
+import { kmeansStage } from "../../pipeline/stages/kmeans.ts";
+import { knnStage } from "../../pipeline/stages/knn.ts";
 import { f32, type Tensor, u8 } from "../../pipeline/tensor/tensor.ts";
 
 const arr = (t: Tensor, from = 0, to?: number) => Array.from((t.data as Int32Array).subarray(from, to));

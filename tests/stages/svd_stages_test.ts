@@ -21,7 +21,9 @@ import { invertStage } from "../../pipeline/stages/invert.ts";
 import { featuresStage } from "../../pipeline/stages/features.ts";
 import { modulateStage } from "../../pipeline/stages/modulate.ts";
 import { labelsStage } from "../../pipeline/stages/labels.ts";
-import { cbrStage, kmeansStage, knnStage } from "../../pipeline/seg/stages.ts";
+import { cbrStage } from "../../pipeline/stages/cbr.ts";
+import { kmeansStage } from "../../pipeline/stages/kmeans.ts";
+import { knnStage } from "../../pipeline/stages/knn.ts";
 import { type BackboneParams, releaseModels } from "../../pipeline/backbone/backbone.ts";
 import { svdConditioning, svdUNetOf } from "../../pipeline/backbone/svd/models.ts";
 import {

@@ -110,7 +110,9 @@ export class SdBackbone implements Backbone {
 
   async record(batch: BatchInput, setup: ModulationSetup): Promise<SdRecord> {
     const { sampler: s, modulation: m } = setup;
-    if (m.attn !== "cross") throw new Error("modulate: self-attention modulation is the SVD setting (not for SD)");
+    if (m.attn !== "cross") {
+      throw new Error("modulate: self-attention modulation is the SVD setting (not for SD)");
+    }
     const schedule = legacyDdpmSchedule(s.steps);
     const settings: PassSettings = {
       schedule,
@@ -137,17 +139,31 @@ export class SdBackbone implements Backbone {
       prefixInjectNames: injectNamesAt(injectPositions.filter((i) => i >= runner.splitPosition)),
     };
     const x0 = addNoise(batch.z0, schedule.sigmas[s.t_m], batch.noise.eps as Tensor<"F32">);
-    const pass = await unmodulatedPass(runner, x0, settings, { taps: injectNames, recordPrefix: setup.reusePrefix });
+    const pass = await unmodulatedPass(runner, x0, settings, {
+      taps: injectNames,
+      recordPrefix: setup.reusePrefix,
+    });
     return { frames: F, x0, pass, settings, mod, runner, setup, injectPositions };
   }
 
   groupOptions(record: PassRecord, budget: number): GroupOptions {
     const r = record as SdRecord;
     const [, , h, w] = r.x0.shape;
-    return sdGroupOptions(this.params, [h, w], [h * 8, w * 8], r.injectPositions, r.setup.modulation.block, budget);
+    return sdGroupOptions(
+      this.params,
+      [h, w],
+      [h * 8, w * 8],
+      r.injectPositions,
+      r.setup.modulation.block,
+      budget,
+    );
   }
 
-  async modulate(record: PassRecord, samples: readonly ModSample[], microBatch?: number): Promise<Tensor<"U8">> {
+  async modulate(
+    record: PassRecord,
+    samples: readonly ModSample[],
+    microBatch?: number,
+  ): Promise<Tensor<"U8">> {
     const r = record as SdRecord;
     const one = samples.map((q) => {
       if (q.frames.length !== 1) throw new Error("SD modulation: a sample is one frame");

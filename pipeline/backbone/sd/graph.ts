@@ -14,6 +14,7 @@
  * and mid blocks and positions < p. suffix(prefix(x)) = full(x): the suffix runs exactly the remaining ops.
  * @module
  */
+import type { UNetBuildOptions } from "./build_options.ts";
 import { fail } from "../../errors.ts";
 import type { GraphBuilder } from "../onnx/builder.ts";
 import type { WeightSource } from "../weights/weight_map.ts";
@@ -41,21 +42,7 @@ import {
 export { type BodySplit, PREFIX_HIDDEN, prefixNames, prefixSkip, prefixTensorDims } from "./split.ts";
 export { attentionPositions, posLabel, tapName } from "../blocks/taps.ts";
 
-/** Build options of a UNet graph variant. */
-export interface UNetBuildOptions {
-  /** Tap names to expose as outputs (see module doc). */
-  taps?: readonly string[];
-  /** Up-path position whose attn2 output receives the `modulation` input ([B, h·w, 1]). */
-  modulationPosition?: number | null;
-  /** Up-path positions whose attn1 q/k and attn2 output are graph inputs `inject.posII.{kind}`. */
-  injectPositions?: readonly number[];
-  /** Output only the taps, pruning everything after the deepest one (no `eps` output). */
-  truncate?: boolean;
-  /** Also output the `prefix.*` tensors entering up-path position p (see module doc). */
-  exposePrefixAt?: number | null;
-  /** Build only the suffix from up-path position p on, fed by `prefix.*` inputs (see module doc). */
-  resumeAt?: number | null;
-}
+export type { UNetBuildOptions } from "./build_options.ts";
 
 /** Every tap name a layout offers (for validation and messages). */
 export function availableTaps(l: UNetLayout): string[] {

@@ -110,7 +110,9 @@ export function sdDenoiser(
     });
     seen?.(r, info);
     const guidedPrediction = combineCfg(r.eps!, s.guidance);
-    return r.prediction === "v_prediction" ? vToEps(modelInput, guidedPrediction, info.sigma) : guidedPrediction;
+    return r.prediction === "v_prediction"
+      ? vToEps(modelInput, guidedPrediction, info.sigma)
+      : guidedPrediction;
   };
 }
 
@@ -124,7 +126,12 @@ export async function unmodulatedPass(
   unet: UNetRunner,
   xStart: Tensor<"F32">,
   s: PassSettings,
-  opts: { taps: readonly string[]; tapsOnlyAtLast?: boolean; lastStepTruncated?: boolean; recordPrefix?: boolean },
+  opts: {
+    taps: readonly string[];
+    tapsOnlyAtLast?: boolean;
+    lastStepTruncated?: boolean;
+    recordPrefix?: boolean;
+  },
 ): Promise<UnmodulatedRecord> {
   const F = xStart.shape[0];
   const rec: UnmodulatedRecord = { xAfter: [], taps: [] };
@@ -222,7 +229,7 @@ export function gatherRows(t: Tensor<"F32">, frames: readonly number[]): Tensor<
  * attention is injected at every step; the latent is blended with the unmodulated one on steps
  * start..blendEnd. Returns the final latents [B, 4, h, w].
  */
-export async function modulatedPass(
+export function modulatedPass(
   unet: UNetRunner,
   xStart: Tensor<"F32">,
   record: UnmodulatedRecord,
@@ -276,7 +283,9 @@ export async function modulatedPass(
     startIndex: s.start,
     endIndex: s.end,
     callback: (i, x) =>
-      masks && i <= m.blendEnd ? blendLatents(x, gatherRows(record.xAfter[i - s.start], frames), masks) : undefined,
+      masks && i <= m.blendEnd
+        ? blendLatents(x, gatherRows(record.xAfter[i - s.start], frames), masks)
+        : undefined,
   });
 }
 
@@ -284,7 +293,7 @@ function blendMasks(samples: readonly ModSample[], grid: [number, number]): Tens
   const [gh, gw] = grid;
   const out = new Float32Array(samples.length * gh * gw);
   samples.forEach((q, b) => {
-    if (q.mask) for (let n = 0; n < gh * gw; n++) out[b * gh * gw + n] = q.mask[n];
+    if (q.mask) { for (let n = 0; n < gh * gw; n++) out[b * gh * gw + n] = q.mask[n]; }
   });
   return f32([samples.length, gh, gw], out);
 }

@@ -5,7 +5,7 @@
  * @module
  */
 import { fail } from "../../errors.ts";
-import type { UNetBuildOptions } from "./graph.ts";
+import type { UNetBuildOptions } from "./build_options.ts";
 import { type UNetLayout, upPositions } from "./config.ts";
 
 /** Name of the hidden-state tensor of a prefix split. */

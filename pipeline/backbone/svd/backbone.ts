@@ -25,11 +25,11 @@ import type {
   PassRecord,
   SamplerParams,
 } from "../types.ts";
-import { svdCondNoise, svdConditioning, svdDecoderOf, svdVaeOf } from "./models.ts";
+import { svdConditioning, svdCondNoise, svdDecoderOf, svdVaeOf } from "./models.ts";
 import { vaeBatch } from "../pool.ts";
 import {
-  type SvdModulationSettings,
   svdModulatedPasses,
+  type SvdModulationSettings,
   type SvdPassSettings,
   type SvdRecord,
   svdUnmodulatedPass,
@@ -45,7 +45,12 @@ export function svdTap(i: number, kind: "spatial.attn1_q" | "temporal.attn1_q" |
 }
 
 /** Pass settings of one batch of F frames. */
-function passSettings(s: SamplerParams, F: number, cond: SvdPassSettings["cond"], end: number): SvdPassSettings {
+function passSettings(
+  s: SamplerParams,
+  F: number,
+  cond: SvdPassSettings["cond"],
+  end: number,
+): SvdPassSettings {
   return {
     schedule: edmSchedule(s.steps),
     start: s.t_m,
@@ -78,7 +83,10 @@ export class SvdBackbone implements Backbone {
 
   /** ε and the conditioning frame's cond_aug noise (the same for every batch). */
   noise(seed: number, F: number, latent: readonly number[], frameSize: readonly [number, number]) {
-    return { eps: gaussianNoise(seed, [F, ...latent]), cond_noise: svdCondNoise(seed, frameSize[0], frameSize[1]) };
+    return {
+      eps: gaussianNoise(seed, [F, ...latent]),
+      cond_noise: svdCondNoise(seed, frameSize[0], frameSize[1]),
+    };
   }
 
   /** Taps the spatial self-attention queries at t_f, conditioned on the batch's first frame. */

@@ -148,7 +148,13 @@ function svdDenoiser(
   for (let r = 0; r < B * F; r++) scales[r] = s.frameScales[r % F];
   return async (xin, info) => {
     const { sample, context } = videoBatch(xin, B, s);
-    const r = await unet.run({ sample, timestep: info.timestep, context, addedTimeIds: ids, ...request(info) });
+    const r = await unet.run({
+      sample,
+      timestep: info.timestep,
+      context,
+      addedTimeIds: ids,
+      ...request(info),
+    });
     seen?.(r, info);
     const v = r.v!; // [2B, F, 4, h, w] read as rows of frames [2B·F, 4, h, w]
     const guidedV = combineCfg(f32([2 * B * F, ...xin.shape.slice(1)], v.data), scales);
@@ -234,7 +240,7 @@ function repeatHalves(t: Tensor<"F32">, B: number): Tensor<"F32"> {
  * is added to both CFG halves (modulate_uc) of every frame f; stored temporal q/k are injected at every step;
  * the latents are blended with the unmodulated ones on steps start..blendEnd. Returns [B·F, 4, h, w].
  */
-export async function svdModulatedPasses(
+export function svdModulatedPasses(
   unet: SvdRunner,
   xStart: Tensor<"F32">,
   record: SvdRecord,
@@ -275,6 +281,9 @@ export async function svdModulatedPasses(
   return sampleEuler(model, repeat(xStart), s.schedule, {
     startIndex: s.start,
     endIndex: s.end,
-    callback: (i, x) => (i <= m.blendEnd ? blendLatents(x, repeat(record.xAfter[i - s.start]), masks) : undefined),
+    callback: (
+      i,
+      x,
+    ) => (i <= m.blendEnd ? blendLatents(x, repeat(record.xAfter[i - s.start]), masks) : undefined),
   });
 }
