@@ -30,7 +30,7 @@ export function framesToImages01(frames: Tensor<"U8">): Tensor<"F32"> {
 
 /**
  * Decoded images [B, 3, H, W] (nominally [0, 1]) → U8 [B, H, W, 3] the way the reference saves them:
- * clamp to [0, 1], ×255, truncate (ALGORITHM.md §8.5).
+ * clamp to [0, 1], ×255, truncate (docs/method.md §8.5).
  */
 export function images01ToFrames(img: Tensor<"F32">): Tensor<"U8"> {
   const [B, , H, W] = img.shape;
@@ -46,4 +46,10 @@ export function images01ToFrames(img: Tensor<"F32">): Tensor<"U8"> {
     }
   }
   return { dtype: "U8", shape: [B, H, W, 3], data: out };
+}
+
+/** The conditional half of a CFG batch [2F, …] ([uncond; cond]): rows F..2F−1 as [F, …] (a view, no copy). */
+export function conditionalHalf(t: Tensor<"F32">, F: number): Tensor<"F32"> {
+  const per = t.data.length / t.shape[0];
+  return f32([F, ...t.shape.slice(1)], t.data.subarray(F * per, 2 * F * per));
 }

@@ -163,9 +163,7 @@ export const SCHEMA: Record<string, Spec> = {
       doc: "decoder of the modulated latents",
     },
     batch_bytes: {
-      kind: "int",
-      min: 1,
-      default: 2 ** 31,
+      kind: "int", min: 1, default: 2 ** 31,
       doc: "memory budget of one group of modulated samples in bytes (optimized schedule; results do not change)",
     },
   }),

@@ -20,7 +20,7 @@ import {
 import type { Tensor } from "../tensor/tensor.ts";
 import { openBackbone } from "../backbone/backbone.ts";
 import { distinctBatches, planBatches } from "../seg/video.ts";
-import { BACKBONE_FIELDS, backboneOf, FEATURE_SAMPLER_FIELDS, keysOf, samplerOf } from "./params.ts";
+import { BACKBONE_FIELDS, backboneOf, BATCHING, FEATURE_SAMPLER_FIELDS, keysOf, samplerOf } from "./params.ts";
 
 type P = Record<string, unknown>;
 
@@ -34,15 +34,9 @@ export function featureBlocks(p: P): number[] {
 export const featuresStage: Stage<P> = {
   name: "features",
   version: 1,
-  params: [
-    ...keysOf("backbone", BACKBONE_FIELDS),
-    ...keysOf("sampler", FEATURE_SAMPLER_FIELDS),
-    "batch_size",
-    "dedupe_last_batch",
-    "features.blocks",
-    "features.block",
-    "cbr.block",
-  ],
+  // The blocks it taps: the aggregation set, the single block and the CBR block, whatever aggregation is on.
+  params: [...keysOf("backbone", BACKBONE_FIELDS), ...keysOf("sampler", FEATURE_SAMPLER_FIELDS), ...BATCHING]
+    .concat(["features.blocks", "features.block", "cbr.block"]),
   upstream: ["frames", "invert"],
   async run(inputs, p, ctx): Promise<Artifacts> {
     const z0Shape = shapeOf(inputs.invert, "z0")!.shape; // [N, 4, h, w]

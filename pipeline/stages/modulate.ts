@@ -42,6 +42,7 @@ import { type ModSample, openBackbone } from "../backbone/backbone.ts";
 import {
   BACKBONE_FIELDS,
   backboneOf,
+  BATCHING,
   keysOf,
   MODULATE_FIELDS,
   MODULATE_SAMPLER_FIELDS,
@@ -70,14 +71,8 @@ export interface OptimizedOptions {
 export const modulateStage: Stage<P> = {
   name: "modulate",
   version: 1,
-  params: [
-    ...keysOf("backbone", BACKBONE_FIELDS),
-    ...keysOf("sampler", MODULATE_SAMPLER_FIELDS),
-    "batch_size",
-    "dedupe_last_batch",
-    ...keysOf("modulation", MODULATE_FIELDS),
-    "schedule",
-  ],
+  params: [...keysOf("backbone", BACKBONE_FIELDS), ...keysOf("sampler", MODULATE_SAMPLER_FIELDS), ...BATCHING]
+    .concat([...keysOf("modulation", MODULATE_FIELDS), "schedule"]),
   upstream: ["frames", "invert", "knn"],
   run(inputs, p, ctx): Promise<Artifacts> {
     return modulateClip(

@@ -19,6 +19,8 @@ export function groupOf<T>(p: P, group: string, fields: readonly string[]): T {
   return out as T;
 }
 
+/** How a clip is cut into batches (docs/method.md §6.4). */
+export const BATCHING = ["batch_size", "dedupe_last_batch"];
 /** Backbone fields every pass reads (dtype is the UNet's precision: not read by the VAE-only invert stage). */
 export const BACKBONE_FIELDS = ["kind", "weights", "provider", "dtype"] as const;
 /** Backbone fields of the VAE encode. */

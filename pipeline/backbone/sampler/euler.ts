@@ -1,7 +1,7 @@
 /**
  * Deterministic Euler sampler in variance-exploding coordinates (x = x0 + σ·ε), k-diffusion style: pure
  * functions over (model, x, schedule). For an ε-prediction model the step x ← x + (σ_{i+1} − σ_i)·ε̂ with model
- * input x/√(σ_i² + 1) is sgm's `EulerEDMSampler` with s_churn = 0 and equals DDIM η = 0 (ALGORITHM.md §3.2).
+ * input x/√(σ_i² + 1) is sgm's `EulerEDMSampler` with s_churn = 0 and equals DDIM η = 0 (docs/method.md §3.2).
  * The sampler knows nothing about guidance (see `cfg.ts`) or segmentation (the step callback lets the caller
  * observe or replace x, e.g. for latent blending).
  * @module
@@ -123,4 +123,24 @@ export async function sampleEuler(
     }
   }
   return cur;
+}
+
+/**
+ * {@link sampleEuler} over steps `start..end−1` keeping the latent after every step (`after[i − start]`). With
+ * `skipLast` the last step is not run: `x` is the latent entering it (the caller evaluates the model there itself,
+ * e.g. a graph truncated after the taps it wants); otherwise `x` is the final latent.
+ */
+export async function sampleRecorded(
+  model: EpsModel,
+  x: Tensor<"F32">,
+  schedule: Schedule,
+  range: { start: number; end: number; skipLast?: boolean },
+): Promise<{ x: Tensor<"F32">; after: Tensor<"F32">[] }> {
+  const after: Tensor<"F32">[] = [];
+  const out = await sampleEuler(model, x, schedule, {
+    startIndex: range.start,
+    endIndex: range.skipLast ? range.end - 1 : range.end,
+    callback: (_, x) => void after.push(x),
+  });
+  return { x: out, after };
 }

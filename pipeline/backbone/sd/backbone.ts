@@ -4,20 +4,12 @@
  * one frame), cross-attention output modulation and attn1 q/k + attn2 out injection (docs/method.md §3, §4, §8).
  * @module
  */
-import { f32, type Tensor } from "../../tensor/tensor.ts";
+import type { Tensor } from "../../tensor/tensor.ts";
 import { legacyDdpmSchedule } from "../sampler/schedule.ts";
 import { addNoise, gaussianNoise } from "../sampler/noise.ts";
-import { framesToImages01, images01ToFrames } from "../frames.ts";
-import type {
-  Backbone,
-  BackboneParams,
-  BatchInput,
-  GroupOptions,
-  ModSample,
-  ModulationSetup,
-  PassRecord,
-  SamplerParams,
-} from "../types.ts";
+import { conditionalHalf, framesToImages01, images01ToFrames } from "../frames.ts";
+import type { Backbone, BackboneParams, BatchInput, GroupOptions, ModSample } from "../types.ts";
+import type { ModulationSetup, PassRecord, SamplerParams } from "../types.ts";
 import { tapName } from "./unet.ts";
 import { condOf, MICRO_BATCH, unetLayoutOf, unetRowBytes, vaeOf, VariantRunner } from "./models.ts";
 import {
@@ -97,15 +89,8 @@ export class SdBackbone implements Backbone {
       guidance: s.guidance,
       cond: await condOf(this.params),
     }, { taps, tapsOnlyAtLast: true, lastStepTruncated: true });
-    const last = rec.taps.at(-1)!;
-    const F = batch.z0.shape[0];
-    const out: Record<number, Tensor<"F32">> = {};
-    for (const [j, i] of blocks.entries()) {
-      const t = last[taps[j]]; // [2F, n, C]: keep the conditional half
-      const per = t.shape[1] * t.shape[2];
-      out[i] = f32([F, t.shape[1], t.shape[2]], t.data.subarray(F * per, 2 * F * per));
-    }
-    return out;
+    const last = rec.taps.at(-1)!; // [2F, n, C] each: keep the conditional half
+    return Object.fromEntries(blocks.map((i, j) => [i, conditionalHalf(last[taps[j]], batch.z0.shape[0])]));
   }
 
   async record(batch: BatchInput, setup: ModulationSetup): Promise<SdRecord> {

@@ -101,15 +101,22 @@ const DEFAULTS: Record<string, unknown> = {
   conv_out_kernel: 3,
 };
 
+/** One error line naming `configPath` unless the config's `_class_name` is absent or `expected`. */
+export function checkClassName(
+  raw: Record<string, unknown>,
+  configPath: string,
+  expected: string,
+  verdict: string,
+  family: string,
+): void {
+  if (raw._class_name === undefined || raw._class_name === expected) return;
+  fail(configPath, `_class_name: "${raw._class_name}" ${verdict} (expected "${expected}" ${family})`);
+}
+
 /** Parse and validate a UNet config object read from `configPath`. */
 export function parseUNetConfig(raw: Record<string, unknown>, configPath: string): UNetLayout {
   const bad = (key: string, what: string): never => fail(configPath, `${key}: ${what}`);
-  if (raw._class_name !== undefined && raw._class_name !== "UNet2DConditionModel") {
-    bad(
-      "_class_name",
-      `"${raw._class_name}" is not supported (expected "UNet2DConditionModel" of SD 1.x/2.x)`,
-    );
-  }
+  checkClassName(raw, configPath, "UNet2DConditionModel", "is not supported", "of SD 1.x/2.x");
   for (const [k, v] of Object.entries(FIXED)) {
     const got = raw[k] ?? (v === null ? null : v);
     const ok = got === v || (k === "mid_block_only_cross_attention" && got === false);

@@ -10,7 +10,7 @@
  * @module
  */
 import { f32, type Tensor } from "../../tensor/tensor.ts";
-import { type EpsModel, sampleEuler, scaleModelInput, type StepInfo, vToEps } from "../sampler/euler.ts";
+import { type EpsModel, sampleEuler, sampleRecorded, scaleModelInput, type StepInfo, vToEps } from "../sampler/euler.ts";
 import { combineCfg, doubleBatch } from "../sampler/cfg.ts";
 import { blendLatents } from "../sampler/blend.ts";
 import type { Schedule } from "../sampler/schedule.ts";
@@ -149,11 +149,8 @@ export async function unmodulatedPass(
     }
   });
   const truncated = !!opts.lastStepTruncated && last >= s.start;
-  const x = await sampleEuler(model, xStart, s.schedule, {
-    startIndex: s.start,
-    endIndex: truncated ? last : s.end,
-    callback: (_, x) => void rec.xAfter.push(x),
-  });
+  const { x, after } = await sampleRecorded(model, xStart, s.schedule, { ...s, skipLast: truncated });
+  rec.xAfter = after;
   if (truncated) {
     // The tapped last step needs no ε: its graph stops after the deepest tap.
     const r = await unet.run({

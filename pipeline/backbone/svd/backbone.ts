@@ -9,22 +9,14 @@
  * `cond_noise` [1, 3, H, W]); the conditioning itself is recomputed per batch where needed.
  * @module
  */
-import { f32, type Tensor } from "../../tensor/tensor.ts";
+import type { Tensor } from "../../tensor/tensor.ts";
 import { edmSchedule } from "../sampler/schedule.ts";
 import { addNoise, gaussianNoise } from "../sampler/noise.ts";
 import { linearFrameScales } from "../sampler/cfg.ts";
 import { posLabel } from "../blocks/taps.ts";
-import { framesToImages01, images01ToFrames } from "../frames.ts";
-import type {
-  Backbone,
-  BackboneParams,
-  BatchInput,
-  GroupOptions,
-  ModSample,
-  ModulationSetup,
-  PassRecord,
-  SamplerParams,
-} from "../types.ts";
+import { conditionalHalf, framesToImages01, images01ToFrames } from "../frames.ts";
+import type { Backbone, BackboneParams, BatchInput, GroupOptions, ModSample } from "../types.ts";
+import type { ModulationSetup, PassRecord, SamplerParams } from "../types.ts";
 import { svdConditioning, svdCondNoise, svdDecoderOf, svdVaeOf } from "./models.ts";
 import { vaeBatch } from "../pool.ts";
 import {
@@ -103,14 +95,8 @@ export class SvdBackbone implements Backbone {
       tapsOnlyAtLast: true,
       lastStepTruncated: true,
     });
-    const last = rec.taps[rec.taps.length - 1];
-    const out: Record<number, Tensor<"F32">> = {};
-    for (const [j, i] of blocks.entries()) {
-      const t = last[names[j]]; // [2F, n, C]: keep the conditional video
-      const per = t.shape[1] * t.shape[2];
-      out[i] = f32([F, t.shape[1], t.shape[2]], t.data.subarray(F * per, 2 * F * per));
-    }
-    return out;
+    const last = rec.taps[rec.taps.length - 1]; // [2F, n, C] each: keep the conditional video
+    return Object.fromEntries(blocks.map((i, j) => [i, conditionalHalf(last[names[j]], F)]));
   }
 
   async record(batch: BatchInput, setup: ModulationSetup): Promise<SvdBatchRecord> {

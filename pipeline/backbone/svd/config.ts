@@ -7,7 +7,7 @@
  * @module
  */
 import { fail } from "../../errors.ts";
-import { parseUNetConfig, type UNetLayout } from "../sd/config.ts";
+import { checkClassName, parseUNetConfig, type UNetLayout } from "../sd/config.ts";
 import type { ResnetSite } from "../sd/graph.ts";
 
 /** Derived SVD UNet layout: the SD layout fields plus the SVD conditioning dimensions. */
@@ -60,12 +60,13 @@ const DEFAULTS: Record<string, unknown> = {
 /** Parse and validate an SVD UNet config object read from `configPath`. */
 export function parseSvdUNetConfig(raw: Record<string, unknown>, configPath: string): SvdLayout {
   const bad = (key: string, what: string): never => fail(configPath, `${key}: ${what}`);
-  if (raw._class_name !== undefined && raw._class_name !== "UNetSpatioTemporalConditionModel") {
-    bad(
-      "_class_name",
-      `"${raw._class_name}" is not supported here (expected "UNetSpatioTemporalConditionModel" of Stable Video Diffusion)`,
-    );
-  }
+  checkClassName(
+    raw,
+    configPath,
+    "UNetSpatioTemporalConditionModel",
+    "is not supported here",
+    "of Stable Video Diffusion",
+  );
   const get = (k: string) => (raw[k] === undefined ? DEFAULTS[k] : raw[k]);
   const int = (k: string): number => {
     const v = get(k);

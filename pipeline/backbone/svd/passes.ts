@@ -13,7 +13,7 @@
  * @module
  */
 import { f32, type Tensor } from "../../tensor/tensor.ts";
-import { type EpsModel, sampleEuler, scaleModelInput, type StepInfo, vToEps } from "../sampler/euler.ts";
+import { type EpsModel, sampleEuler, sampleRecorded, scaleModelInput, type StepInfo, vToEps } from "../sampler/euler.ts";
 import { combineCfg } from "../sampler/cfg.ts";
 import { blendLatents } from "../sampler/blend.ts";
 import { svdAddedTimeIds, type SvdConditioning, svdUNetSample } from "../sampler/svd.ts";
@@ -184,11 +184,8 @@ export async function svdUnmodulatedPass(
     (r, info) => void rec.taps.push(wantTaps(info.step) ? r.taps : {}),
   );
   const truncated = !!opts.lastStepTruncated && last >= s.start;
-  const x = await sampleEuler(model, xStart, s.schedule, {
-    startIndex: s.start,
-    endIndex: truncated ? last : s.end,
-    callback: (_, x) => void rec.xAfter.push(x),
-  });
+  const { x, after } = await sampleRecorded(model, xStart, s.schedule, { ...s, skipLast: truncated });
+  rec.xAfter = after;
   if (truncated) {
     // The tapped last step needs no v: its graph stops after the deepest tap.
     const { sample, context } = videoBatch(scaleModelInput(x, s.schedule.sigmas[last]), 1, s);
