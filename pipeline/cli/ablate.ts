@@ -17,10 +17,11 @@ import { Runner } from "../dag/runner.ts";
 import { fmtDuration } from "../dag/progress.ts";
 import type { RowSpec } from "../dag/plan.ts";
 import { writeAblateResults } from "../report/collect.ts";
+import { runShard, shardOption, shardPlanText } from "../cluster/shard_cli.ts";
 import { checkWritableDir, helpText, type OptionSpec, parseArgs, userCwd, userPath } from "./args.ts";
 import { runMain } from "./main.ts";
 
-const USAGE = "deno task ablate [--plan] [--set KEY=VALUE]... [--cache DIR] [--rows A,B] CONFIG";
+const USAGE = "deno task ablate [--plan] [--shard I/N] [--set KEY=VALUE]... [--cache DIR] [--rows A,B] CONFIG";
 const OPTIONS: Record<string, OptionSpec> = {
   plan: {
     type: "boolean",
@@ -32,6 +33,12 @@ const OPTIONS: Record<string, OptionSpec> = {
     doc: "override a config key in every row (rows.NAME.KEY=VALUE: one row); repeatable",
   },
   rows: { type: "string", value: "A,B", doc: "run only these rows" },
+  shard: {
+    type: "string",
+    value: "I/N",
+    doc: "compute only shard I of N (0 ≤ I < N) into the shared cache, write no results; " +
+      "run every shard, then once without --shard for the results (with --plan: show the split)",
+  },
   cache: { type: "string", value: "DIR", doc: "cache directory (default $VIDSEG_CACHE or results/cache)" },
   results: { type: "string", value: "DIR", doc: "results root (default $VIDSEG_RESULTS or results/)" },
   stages: {
@@ -101,7 +108,8 @@ export async function ablate(args: string[]): Promise<number> {
     }
     return out;
   };
-  if (!options.plan) {
+  const shard = shardOption(options.shard);
+  if (!options.plan && !shard) {
     // Fail before computing, not after hours: the table's folder and every row's folder must be writable.
     checkWritableDir(path.join(resultsRoot, full.name), "--results");
     for (const r of config.rows) checkWritableDir(path.join(resultsRoot, full.name, r.name), "--results");
@@ -112,6 +120,11 @@ export async function ablate(args: string[]): Promise<number> {
   if (options.plan) {
     console.log(`${config.file}: ${config.title ?? config.name} — cache ${cacheDir}`);
     console.log(runner.formatPlan(plan, titles));
+    if (shard) console.log(shardPlanText(runner, plan, shard, await rowSpecs(config)));
+    return 0;
+  }
+  if (shard) {
+    await runShard(runner, plan, shard, await rowSpecs(config), "ablate");
     return 0;
   }
   const summary = await runner.execute(plan);

@@ -21,8 +21,11 @@ import { fullPalette, type Rgb, writeLabelMaps } from "../report/labels_png.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { checkWritableDir, helpText, type OptionSpec, parseArgs, userCwd, userPath } from "./args.ts";
 import { runMain } from "./main.ts";
+import { acquireLock } from "../dag/lock.ts";
+import { runShard, shardOption, shardPlanText } from "../cluster/shard_cli.ts";
 
-const USAGE = "deno task segment [--k K] [--resolution WxH] [--weights DIR] [--out DIR] [--set KEY=VALUE]... INPUT";
+const USAGE =
+  "deno task segment [--k K] [--resolution WxH] [--weights DIR] [--out DIR] [--set KEY=VALUE]... [--shard I/N] INPUT";
 const OPTIONS: Record<string, OptionSpec> = {
   k: { type: "string", value: "K", doc: "number of K-Means clusters (default from configs/segment.yaml)" },
   resolution: { type: "string", value: "WxH", doc: "processing size, multiples of 64 (default: the config's)" },
@@ -31,6 +34,13 @@ const OPTIONS: Record<string, OptionSpec> = {
   set: { type: "list", value: "KEY=VALUE", doc: "override any config key; repeatable" },
   config: { type: "string", value: "FILE", doc: "base config (default configs/segment.yaml)" },
   cache: { type: "string", value: "DIR", doc: "cache directory (default $VIDSEG_CACHE or results/cache)" },
+  shard: {
+    type: "string",
+    value: "I/N",
+    doc: "compute only shard I of N (0 ≤ I < N) of the clips into the shared cache, write no outputs; " +
+      "run every shard, then once without --shard for the outputs",
+  },
+  plan: { type: "boolean", doc: "print what is cached and what would run (with --shard: the split); compute nothing" },
   help: { type: "boolean", short: "h", doc: "show this help" },
 };
 
@@ -40,6 +50,18 @@ const VIDEO_EXTS = [".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".gif"];
 async function decodeVideo(file: string, dir: string): Promise<string> {
   const done = path.join(dir, ".complete");
   if (fs.existsSync(done)) return dir;
+  // Shards on several hosts may start at once: one decodes, the others wait for it.
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  const lock = await acquireLock(`${dir}.lock`);
+  try {
+    if (fs.existsSync(done)) return dir;
+    return await decodeInto(file, dir, done);
+  } finally {
+    lock.release();
+  }
+}
+
+async function decodeInto(file: string, dir: string, done: string): Promise<string> {
   let ok = false;
   try {
     const probe = await new Deno.Command("ffmpeg", { args: ["-version"], stdout: "null", stderr: "null" }).output();
@@ -118,7 +140,18 @@ export async function segment(args: string[]): Promise<number> {
   const runner = new Runner({ cacheDir, root: REPO_ROOT });
   const row = config.rows[0];
   const cfg = row.config as unknown as Record<string, unknown>;
-  const plan = await runner.plan(stages, [{ name: row.name, config: cfg, units: loadDataset(datasetSpecFromConfig(cfg.dataset as Record<string, unknown>)).map((c) => c.name) }]);
+  const rows = [{ name: row.name, config: cfg, units: loadDataset(datasetSpecFromConfig(cfg.dataset as Record<string, unknown>)).map((c) => c.name) }];
+  const plan = await runner.plan(stages, rows);
+  const shard = shardOption(options.shard);
+  if (options.plan) {
+    console.log(runner.formatPlan(plan));
+    if (shard) console.log(shardPlanText(runner, plan, shard, rows));
+    return 0;
+  }
+  if (shard) {
+    await runShard(runner, plan, shard, rows, "segment");
+    return 0;
+  }
   const summary = await runner.execute(plan);
   runner.progress.end();
   // One output folder per clip (a folder of frames is one clip; a folder of clip folders is several).
