@@ -49,6 +49,19 @@ interface Submission {
   /** Array jobs and the shard indices each ran. */
   arrays: { job: string; indices: number[] }[];
   results: string;
+  /** The options of the submission (paths absolute), reused by --resume. */
+  options: string[];
+}
+
+/** Command-line options to record: resolved paths, no --resume / --dry-run. */
+function recordOptions(options: Record<string, unknown>, resolved: Record<string, string>): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries({ ...options, ...resolved })) {
+    if (k === "resume" || k === "dry-run" || k === "help" || v === undefined || v === false) continue;
+    if (Array.isArray(v)) for (const x of v) out.push(`--${k}=${x}`);
+    else out.push(v === true ? `--${k}` : `--${k}=${v}`);
+  }
+  return out;
 }
 
 async function run(cmd: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -113,6 +126,18 @@ export async function slurm(args: string[]): Promise<number> {
   }
   if (positionals.length !== 1) throw new UserError(`expected exactly one CONFIG file (usage: ${USAGE})`);
   if (options.resume && options["dry-run"]) throw new UserError("--resume and --dry-run cannot be combined");
+  const logsFor = (name: string) =>
+    userPath((options.logs as string | undefined) ?? path.join(REPO_ROOT, "results", "slurm", name));
+  let previous: Submission | null = null;
+  if (options.resume) {
+    // The submission's own options (absolute paths), unless given again now.
+    const name = loadConfig(positionals[0], { set: options.set as string[], cwd: userCwd() }).name;
+    previous = readSubmission(path.join(logsFor(name), "submitted.json"));
+    const recorded = parseArgs(previous.options, OPTIONS).options;
+    for (const [k, v] of Object.entries(options)) {
+      if (v === undefined || v === false || (Array.isArray(v) && !v.length)) options[k] = recorded[k];
+    }
+  }
   const config = loadConfig(positionals[0], { set: options.set as string[], cwd: userCwd() });
   const cache = userPath(
     (options.cache as string | undefined) ?? Deno.env.get("VIDSEG_CACHE") ?? path.join(REPO_ROOT, "results", "cache"),
@@ -120,9 +145,8 @@ export async function slurm(args: string[]): Promise<number> {
   const results = userPath(
     (options.results as string | undefined) ?? Deno.env.get("VIDSEG_RESULTS") ?? path.join(REPO_ROOT, "results"),
   );
-  const logs = userPath((options.logs as string | undefined) ?? path.join(REPO_ROOT, "results", "slurm", config.name));
+  const logs = logsFor(config.name);
   const record = path.join(logs, "submitted.json");
-  const previous: Submission | null = options.resume ? readSubmission(record) : null;
   let shards = positiveInt(options.shards, "--shards");
   if (previous) {
     if (shards !== undefined && shards !== previous.shards) {
@@ -197,7 +221,13 @@ export async function slurm(args: string[]): Promise<number> {
     `submitted results job ${resultsJob}${waitFor.length ? ` after ${waitFor.join(", ")}` : ""} (log ${logs}/results-${resultsJob}.log)` +
       ` → ${path.join(results, config.name)}/`,
   );
-  const sub: Submission = { config: path.resolve(userCwd(), positionals[0]), shards, arrays, results: resultsJob };
+  const sub: Submission = {
+    config: path.resolve(userCwd(), positionals[0]),
+    shards,
+    arrays,
+    results: resultsJob,
+    options: recordOptions(options, { shards: String(shards), cache, results, logs }),
+  };
   fs.writeFileSync(record, JSON.stringify(sub, null, 1) + "\n");
   console.log(`record: ${record} (after a failed task: deno task slurm ${positionals[0]} --resume)`);
   return 0;
@@ -210,7 +240,9 @@ function range(n: number): number[] {
 function readSubmission(file: string): Submission {
   try {
     const s = JSON.parse(fs.readFileSync(file, "utf8")) as Submission;
-    if (Number.isInteger(s.shards) && Array.isArray(s.arrays) && typeof s.results === "string") return s;
+    if (Number.isInteger(s.shards) && Array.isArray(s.arrays) && typeof s.results === "string" && Array.isArray(s.options)) {
+      return s;
+    }
   } catch { /* reported below */ }
   throw new UserError(`--resume: ${file}: no readable submission record (submit without --resume first)`);
 }

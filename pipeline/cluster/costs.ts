@@ -1,22 +1,27 @@
 /**
  * Expected cost of work units, for balancing shards (pipeline/dag/shard.ts): the frames of each clip as its row's
- * dataset config selects them, and a relative weight per stage and frame measured on the reference 2-core CPU run
- * of configs/small.yaml (256×192, embedded model; README "Cluster"). Only the ratios matter.
+ * dataset config selects them, and a relative weight per stage and frame measured on a 2-core CPU run of
+ * configs/small.yaml (README "Cluster"). Only the ratios matter.
  * @module
  */
 import { datasetSpecFromConfig, loadDataset } from "../data/dataset.ts";
 import type { RowSpec } from "../dag/plan.ts";
 
-/** Seconds per frame of each stage instance (README "Cluster": configs/small.yaml, 2-core CPU). */
-export const STAGE_SECONDS_PER_FRAME: Readonly<Record<string, number>> = {
-  frames: 0.01,
-  invert: 0.3,
-  features: 0.3,
-  kmeans: 0.05,
-  cbr: 0.05,
-  knn: 0.02,
-  modulate: 2.0,
-  labels: 0.02,
+/**
+ * Relative cost per frame of each stage (modulate = 1), from the `wallMs` of the cache manifests of a
+ * configs/small.yaml run (14 frames, 256×192, embedded model, 2-core CPU, 2026-12-04): frames 0.72 s, invert 15.1 s,
+ * features 35.5 s, kmeans 0.57 s, cbr 0.17 s, knn 0.60 s, modulate 249 s, labels 2.9 s per instance. Unlisted
+ * stages weigh 1 (a conservative guess for new stages).
+ */
+export const STAGE_WEIGHTS: Readonly<Record<string, number>> = {
+  frames: 0.003,
+  invert: 0.061,
+  features: 0.143,
+  kmeans: 0.0023,
+  cbr: 0.0007,
+  knn: 0.0024,
+  modulate: 1,
+  labels: 0.011,
 };
 
 /**

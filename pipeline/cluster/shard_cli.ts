@@ -8,7 +8,7 @@ import type { Plan, RowSpec } from "../dag/plan.ts";
 import type { Runner } from "../dag/runner.ts";
 import { fmtDuration } from "../dag/progress.ts";
 import { formatSplit, parseShard, shardKeys, type ShardSpec, type ShardSplit, splitPlan } from "../dag/shard.ts";
-import { framesCounter, STAGE_SECONDS_PER_FRAME } from "./costs.ts";
+import { framesCounter, STAGE_WEIGHTS } from "./costs.ts";
 
 /** The parsed `--shard` value, or null when absent. */
 export function shardOption(value: unknown): ShardSpec | null {
@@ -17,7 +17,7 @@ export function shardOption(value: unknown): ShardSpec | null {
 
 /** The split of a plan into `count` shards, balanced by frames × measured stage cost. */
 export function splitFor(plan: Plan, count: number, rows: readonly RowSpec[]): ShardSplit {
-  return splitPlan(plan, count, { frames: framesCounter(rows), weights: STAGE_SECONDS_PER_FRAME });
+  return splitPlan(plan, count, { frames: framesCounter(rows), weights: STAGE_WEIGHTS });
 }
 
 /** `--plan --shard I/N`: the split per shard, this shard marked. */
