@@ -64,3 +64,59 @@ Deno.test("slurm and --shard: bad input is one error line, exit 2, nothing writt
   assert(!fs.existsSync(`${dir}/c`) && !fs.existsSync(`${dir}/none`), "nothing written");
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+/** sbatch/squeue/scancel stand-ins: log their arguments, number jobs from 100, print a queue from a file. */
+function fakeSlurm(dir: string): { env: Record<string, string>; calls: () => string[]; queue: (lines: string) => void } {
+  const bin = path.join(dir, "bin");
+  fs.mkdirSync(bin);
+  const log = path.join(dir, "calls"), counter = path.join(dir, "next"), queue = path.join(dir, "queue");
+  fs.writeFileSync(counter, "100");
+  const script = (body: string) => `#!/bin/bash\necho "$(basename "$0") $*" >> ${shq(log)}\n${body}\n`;
+  fs.writeFileSync(path.join(bin, "sbatch"), script(`n=$(cat ${shq(counter)}); echo $((n+1)) > ${shq(counter)}; echo "$n"`));
+  fs.writeFileSync(path.join(bin, "squeue"), script(
+      `while [ $# -gt 0 ]; do [ "$1" = -j ] && id=$2; shift; done\n` +
+        `[ -f ${shq(queue)} ] && grep "^$id " ${shq(queue)} | sed 's/^[^ ]* //' || true`,
+    ),);
+  fs.writeFileSync(path.join(bin, "scancel"), script(""));
+  for (const f of fs.readdirSync(bin)) fs.chmodSync(path.join(bin, f), 0o755);
+  return {
+    env: { PATH: `${bin}:${Deno.env.get("PATH")}` },
+    calls: () => fs.existsSync(log) ? fs.readFileSync(log, "utf8").trim().split("\n") : [],
+    queue: (lines) => fs.writeFileSync(queue, lines),
+  };
+}
+
+Deno.test("slurm: submit, then --resume with one task still running: the rest resubmitted, results job replaced", async () => {
+  const { dir, config } = clusterSetup("fake-slurm");
+  const fake = fakeSlurm(dir);
+  const env = { ...cliEnv(path.join(dir, "graphs")), ...fake.env };
+  const logs = `${dir}/logs`;
+  const sub = await runCli(SLURM_CLI, [config, "--shards", "3", "--partition", "cpu", "--cache", `${dir}/c`, "--logs", logs], env);
+  assertEquals(sub.code, 0, sub.stderr);
+  assertEquals(fake.calls(), [
+    `sbatch --parsable --array=0-2 ${logs}/shards.sbatch`,
+    `sbatch --parsable --dependency=afterok:100 ${logs}/results.sbatch`,
+  ]);
+  assert(sub.stdout.includes(`submitted array job 100: shards 0-2 of 3 (logs ${logs}/shard-100_<i>.log)`), sub.stdout);
+  assert(sub.stdout.includes(`submitted results job 101 after 100 (log ${logs}/results-101.log)`), sub.stdout);
+  assert(fs.readFileSync(`${logs}/shards.sbatch`, "utf8").includes("#SBATCH --partition=cpu"));
+
+  // Task 1 still runs, tasks 0 and 2 failed (nothing cached); the results job waits forever.
+  fake.queue("100 100_1|RUNNING\n101 101\n");
+  fs.rmSync(`${logs}/shards.sbatch`);
+  // --resume without the original options: they come from the record.
+  const res = await runCli(SLURM_CLI, [config, "--resume", "--logs", logs], env);
+  assertEquals(res.code, 0, res.stderr);
+  assertEquals(fake.calls().slice(2).filter((c) => !c.startsWith("squeue")), [
+    "scancel 101",
+    `sbatch --parsable --array=0,2 ${logs}/shards.sbatch`,
+    `sbatch --parsable --dependency=afterok:102:100_1 ${logs}/results.sbatch`,
+  ]);
+  assert(res.stdout.includes("finished shards: none; still running: 1"), res.stdout);
+  const script = fs.readFileSync(`${logs}/shards.sbatch`, "utf8");
+  assert(script.includes("#SBATCH --partition=cpu") && script.includes(`--cache ${dir}/c`), script);
+  const record = JSON.parse(fs.readFileSync(`${logs}/submitted.json`, "utf8"));
+  assertEquals(record.arrays, [{ job: "100", indices: [0, 1, 2] }, { job: "102", indices: [0, 2] }]);
+  assertEquals(record.results, "103");
+  fs.rmSync(dir, { recursive: true, force: true });
+});
