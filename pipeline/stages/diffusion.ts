@@ -1,10 +1,10 @@
 /**
- * Stages `invert` and `features` (ALGORITHM.md §3.1, §4): encode the frames of a clip into latents, draw the
+ * Stages `invert` and `features` (docs/method.md §3.1, §4): encode the frames of a clip into latents, draw the
  * per-batch noise, and run the unmodulated pass of every batch to tap the self-attention queries of decoder
  * blocks at the feature step.
  *
  * Artifacts
- * - invert: tensors `z0` [N, 4, H/8, W/8] (UNet-scaled latents, posterior mean — ALGORITHM.md §13.12) and `eps`
+ * - invert: tensors `z0` [N, 4, H/8, W/8] (UNet-scaled latents, posterior mean — docs/method.md §13.12) and `eps`
  *   [F, 4, H/8, W/8] (the ε every batch receives: the reference re-seeds at every batch, so batch b's in-batch
  *   frame j gets eps[j]).
  * - features: tensors `q<i>` [T, h·w, C] for every decoder block i of `features.blocks` ∪ {features.block,
@@ -106,7 +106,7 @@ export const featuresStage: Stage<P> = {
       }
       ctx.progress(bi + 1, ranges.length, "batches");
     }
-    // Blocks 6–8 run at H/16 × W/16 = half the latent grid (ALGORITHM.md §2).
+    // Blocks 6–8 run at H/16 × W/16 = half the latent grid (docs/method.md §2).
     const grid = [z0Shape[2] / 2, z0Shape[3] / 2];
     const tensors: Record<string, Tensor> = {};
     for (const o of Object.values(out)) Object.assign(tensors, o.result());

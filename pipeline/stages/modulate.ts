@@ -1,5 +1,5 @@
 /**
- * Stage `modulate` (ALGORITHM.md §8.1–8.5): per batch, the unmodulated pass (recording latents and the attention
+ * Stage `modulate` (docs/method.md §8.1–8.5): per batch, the unmodulated pass (recording latents and the attention
  * to inject), then for every label and sign a modulated re-denoising of the frames, decoded to images at the
  * original frame size, and the blurred ± difference map of every (frame, label).
  *
@@ -72,7 +72,7 @@ export interface OptimizedOptions {
   reusePrefix: boolean;
   /**
    * Run a batch the plan repeats (the reference reruns the last window when N is a multiple of the batch size,
-   * ALGORITHM.md §13.14) only once: the rerun has the same frames, noise and masks, so its output is identical.
+   * docs/method.md §13.14) only once: the rerun has the same frames, noise and masks, so its output is identical.
    */
   skipRepeats: boolean;
 }
@@ -158,7 +158,7 @@ export async function modulateClip(
   const injectNames = namesOf(injectPositions);
   const runner = new VariantRunner(b, m.block, injectPositions);
   const vae = await vaeOf(b, m.decoder);
-  // SD blends on steps t_m..t_m+1 only; SVD (and blend_until_end) to the last step (ALGORITHM.md §8.4).
+  // SD blends on steps t_m..t_m+1 only; SVD (and blend_until_end) to the last step (docs/method.md §8.4).
   const blendEnd = !m.latent_blending ? -1 : m.blend_until_end ? s.steps - 1 : s.t_m + 1;
   const reusePrefix = !!opt?.reusePrefix;
   const modSettings: ModulationSettings = {

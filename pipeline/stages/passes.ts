@@ -1,5 +1,5 @@
 /**
- * The denoising passes of the method (ALGORITHM.md §3, §4, §8.1–8.4), over an abstract UNet so this module knows
+ * The denoising passes of the method (docs/method.md §3, §4, §8.1–8.4), over an abstract UNet so this module knows
  * nothing about ONNX, and nothing about labels either: it works on *samples*, each of which is one frame of the
  * current batch, optionally with a modulation mask. The caller decides which samples exist (the reference
  * schedule: every frame × label × sign; the optimized one: only frames where the label is present).
@@ -133,7 +133,7 @@ export interface ModSample {
   sign: number;
 }
 
-/** Settings of the modulated passes (ALGORITHM.md §8.2–8.4). */
+/** Settings of the modulated passes (docs/method.md §8.2–8.4). */
 export interface ModulationSettings {
   lambda: number;
   /** Tokens of the modulated block (= grid h·w). */

@@ -1,5 +1,5 @@
 /**
- * The Stable Video Diffusion backbone as the stages see it (`backbone.kind: svd`, ALGORITHM.md §1.2): its
+ * The Stable Video Diffusion backbone as the stages see it (`backbone.kind: svd`, docs/method.md §1.2): its
  * models, loaded once per process through the shared pool of `backbone.ts` (UNet variants, temporal VAE, CLIP
  * image encoder), the EDM schedule, and the per-batch image conditioning: the CLIP image embedding of the
  * batch's FIRST frame and the VAE latent of that frame with cond_aug noise augmentation.
@@ -90,7 +90,7 @@ export function svdCondNoise(seed: number, H: number, W: number): Tensor<"F32"> 
 }
 
 /**
- * The image conditioning of one batch from its frames U8 [F, H, W, 3] (ALGORITHM.md §1.2): the CLIP image
+ * The image conditioning of one batch from its frames U8 [F, H, W, 3] (docs/method.md §1.2): the CLIP image
  * embedding [1, 1, D] of frame 0 (resized to the encoder's S×S with PIL bicubic; sgm feeds the clean frame) and
  * the unscaled posterior mean of frame 0 after noise augmentation x + cond_aug·ε in [−1, 1] pixels (ε =
  * `condNoise` from {@link svdCondNoise}, the same for every batch). Micro-conditioning: fps_id 14, motion

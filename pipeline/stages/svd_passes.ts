@@ -1,5 +1,5 @@
 /**
- * The denoising passes of the method on the SVD backbone (ALGORITHM.md §1.2, §3, §4, §8.1–8.4). Unlike SD, the
+ * The denoising passes of the method on the SVD backbone (docs/method.md §1.2, §3, §4, §8.1–8.4). Unlike SD, the
  * frames of a batch are ONE video (temporal attention couples them), so a pass always re-denoises every frame:
  * a modulated *sample* is the whole batch with one mask per frame (the reference's pass for one (label, sign)).
  *

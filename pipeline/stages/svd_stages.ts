@@ -1,5 +1,5 @@
 /**
- * The SVD backbone's part of the stages `features` and `modulate` (ALGORITHM.md §1.2, §4, §8; SVD settings:
+ * The SVD backbone's part of the stages `features` and `modulate` (docs/method.md §1.2, §4, §8; SVD settings:
  * t_m 17, spatial self-attention queries of blocks 6–8 as features, modulation of the spatial and temporal
  * self-attention outputs of block 8, temporal q/k injection at blocks 3..11, blending t_m..end, frame-by-frame
  * decode). The stage files dispatch here when `backbone.kind` is svd; the functions work on one batch's tensors
@@ -41,7 +41,7 @@ export interface SamplerParams {
   guidance: number;
 }
 
-/** Up-path positions whose temporal self-attention q/k are injected (ALGORITHM.md §8.3, SVD). */
+/** Up-path positions whose temporal self-attention q/k are injected (docs/method.md §8.3, SVD). */
 export const SVD_INJECT_POSITIONS = [3, 4, 5, 6, 7, 8, 9, 10, 11];
 
 /** Default memory budget of one group of modulated samples (bytes), as the SD schedule's. */
@@ -120,7 +120,7 @@ export interface SvdModulateBatch {
 }
 
 /**
- * Masked modulation of one batch (ALGORITHM.md §8.1–8.5, SVD): the unmodulated pass recording latents and the
+ * Masked modulation of one batch (docs/method.md §8.1–8.5, SVD): the unmodulated pass recording latents and the
  * temporal q/k, then per label and sign the whole batch re-denoised with per-frame masks, decoded frame by
  * frame, resized to the original size; returns the blurred ± difference maps U8 [F, L, H0, W0].
  */
@@ -138,7 +138,7 @@ export async function svdModulateBatch(a: SvdModulateBatch): Promise<Tensor<"U8"
   const runner = new SvdVariantRunner(b, F, m.block, m.injection ? SVD_INJECT_POSITIONS : []);
   const x0 = addNoise(a.z0, settings.schedule.sigmas[s.t_m], a.eps);
   const record = await svdUnmodulatedPass(runner, x0, settings, { taps: injectNames });
-  // SD blends on t_m..t_m+1 only; SVD (blend_until_end) to the last step (ALGORITHM.md §8.4).
+  // SD blends on t_m..t_m+1 only; SVD (blend_until_end) to the last step (docs/method.md §8.4).
   const blendEnd = !m.latent_blending ? -1 : m.blend_until_end ? s.steps - 1 : s.t_m + 1;
   const samples: (SvdModSample & { l: number })[] = [];
   for (const [l, label] of a.labels.entries()) {
