@@ -30,7 +30,7 @@ export function framesToImages01(frames: Tensor<"U8">): Tensor<"F32"> {
 
 /**
  * Decoded images [B, 3, H, W] (nominally [0, 1]) → U8 [B, H, W, 3] the way the reference saves them:
- * clamp to [0, 1], ×255, truncate (ALGORITHM.md §8.5).
+ * clamp to [0, 1], ×255, truncate (docs/method.md §8.5).
  */
 export function images01ToFrames(img: Tensor<"F32">): Tensor<"U8"> {
   const [B, , H, W] = img.shape;

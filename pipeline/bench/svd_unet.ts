@@ -4,7 +4,7 @@
  * memory (shapes only — not a real model; external data, as the weights exceed 2 GB), reports build time and
  * ONNX size, and unless `--no-run` times one pass on `--batch` videos of `--frames` frames at `--width`×`--height`
  * pixels. `--config conformance` does the same with the tiny conformance UNet. Also prints the memory the method
- * needs to store the temporal attn1 q/k of positions 3..11 per step and per batch (ALGORITHM.md §8.3).
+ * needs to store the temporal attn1 q/k of positions 3..11 per step and per batch (docs/method.md §8.3).
  * Prints one JSON line. `--keep` keeps the (multi-GB) graph cache; by default it is deleted afterwards.
  *
  *   deno run -A pipeline/bench/svd_unet.ts --config svd --width 576 --height 320 --frames 14 [--no-run]

@@ -102,7 +102,7 @@ const MODEL = buildModel();
 const BACKBONE: BackboneParams = { kind: "svd", weights: MODEL, provider: "cpu", dtype: "fp32" };
 
 /**
- * The SVD settings of the method (ALGORITHM.md §1.2, §8) over the schema defaults, K = 3; `t_m` 17 as the paper
+ * The SVD settings of the method (docs/method.md §1.2, §8) over the schema defaults, K = 3; `t_m` 17 as the paper
  * (8 UNet steps) or later for cheaper checks of properties that do not depend on it.
  */
 function config(over: { lambda?: number; schedule?: string; t_m?: number } = {}): Record<string, unknown> {

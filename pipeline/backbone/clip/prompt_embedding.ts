@@ -1,5 +1,5 @@
 /**
- * The conditional context of the method: the text embedding of the empty prompt "" (ALGORITHM.md §1.1; the
+ * The conditional context of the method: the text embedding of the empty prompt "" (docs/method.md §1.1; the
  * unconditional context is all zeros and is not computed here).
  *
  * SD 2.x tokenizes "" to [BOS, EOS, pad ×75] with pad = "!" = 0 (SD 1.x pads with EOS instead). BOS/EOS/pad come

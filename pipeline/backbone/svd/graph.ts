@@ -47,7 +47,7 @@ import {
   unetTapNames,
 } from "../blocks/taps.ts";
 
-/** Where the position-`modulationPosition` modulation is added (ALGORITHM.md §8.2 SVD: both). */
+/** Where the position-`modulationPosition` modulation is added (docs/method.md §8.2 SVD: both). */
 export type SvdModulationTarget = "spatial" | "temporal";
 
 /** Build options of an SVD UNet graph variant. */

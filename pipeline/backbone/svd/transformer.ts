@@ -5,7 +5,7 @@
  *
  * Hooks (first block pair only) for the method: taps of every attention tensor in both blocks, the spatial and
  * temporal block outputs and the mixing α; injection of the temporal attn1 q/k; additive modulation of the
- * spatial and/or temporal attn1 output (ALGORITHM.md §8.2–8.3, SVD).
+ * spatial and/or temporal attn1 output (docs/method.md §8.2–8.3, SVD).
  * @module
  */
 import type { GraphBuilder } from "../onnx/builder.ts";
