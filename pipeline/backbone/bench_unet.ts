@@ -64,7 +64,7 @@ async function main(): Promise<void> {
     });
     console.error(`params ${specParams(spec)}`);
   } else {
-    unet = await UNet.load(path.resolve(import.meta.dirname!, "../../../shared/conformance"), {
+    unet = await UNet.load(path.resolve(import.meta.dirname!, "../../tests/fixtures/conformance"), {
       cacheDir,
       dtype,
     });

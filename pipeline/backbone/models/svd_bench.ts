@@ -95,7 +95,7 @@ async function main(): Promise<void> {
       configJson: SVD_IMG2VID_UNET,
     });
   } else {
-    unet = await SvdUNet.load(path.resolve(import.meta.dirname!, "../../../../shared/conformance-svd"), {
+    unet = await SvdUNet.load(path.resolve(import.meta.dirname!, "../../../tests/fixtures/conformance-svd"), {
       cacheDir,
       dtype,
     });
