@@ -50,7 +50,8 @@ export function cache(args: string[]): Promise<number> {
     throw new UserError(`expected one action, verify or gc (usage: ${USAGE})`);
   }
   const dir = userPath(
-    (options.cache as string | undefined) ?? Deno.env.get("VIDSEG_CACHE") ?? path.join(REPO_ROOT, "results", "cache"),
+    (options.cache as string | undefined) ?? Deno.env.get("VIDSEG_CACHE") ??
+      path.join(REPO_ROOT, "results", "cache"),
   );
   if (action === "verify") {
     if (options["older-than"] !== undefined || options["dry-run"]) {
@@ -60,7 +61,9 @@ export function cache(args: string[]): Promise<number> {
     for (const c of r.corrupt) console.log(`corrupt: ${c}`);
     for (const c of r.corruptSamples) console.log(`corrupt sample: ${path.relative(dir, c)}`);
     console.log(
-      `cache verify ${dir}: ${r.entries} entries, ${r.corrupt.length} corrupt; ${r.samples + r.corruptSamples.length} samples, ${r.corruptSamples.length} corrupt`,
+      `cache verify ${dir}: ${r.entries} entries, ${r.corrupt.length} corrupt; ${
+        r.samples + r.corruptSamples.length
+      } samples, ${r.corruptSamples.length} corrupt`,
     );
     return Promise.resolve(r.corrupt.length || r.corruptSamples.length ? 1 : 0);
   }
@@ -74,7 +77,9 @@ export function cache(args: string[]): Promise<number> {
   for (const p of [...r.temp, ...r.locks, ...r.corrupt, ...r.unused]) console.log(`${verb}: ${p}`);
   console.log(
     `cache gc ${dir}: ${verb} ${r.temp.length} temporary, ${r.locks.length} expired locks, ${r.corrupt.length} corrupt entries` +
-      (older === undefined ? "" : `, ${r.unused.length} entries and ${r.unusedSamples} samples unused for ${older}`) +
+      (older === undefined
+        ? ""
+        : `, ${r.unused.length} entries and ${r.unusedSamples} samples unused for ${older}`) +
       ` (${mib(r.bytes)})`,
   );
   return Promise.resolve(0);

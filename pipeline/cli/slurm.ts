@@ -20,19 +20,36 @@ import { arraySpec, resultsScript, type SbatchJob, shardScript } from "../cluste
 import { helpText, type OptionSpec, parseArgs, userCwd, userPath } from "./args.ts";
 import { runMain } from "./main.ts";
 
-const USAGE = "deno task slurm CONFIG --shards N [--partition P] [--gpus-per-task G] [--time T] [--dry-run | --resume]";
+const USAGE =
+  "deno task slurm CONFIG --shards N [--partition P] [--gpus-per-task G] [--time T] [--dry-run | --resume]";
 const OPTIONS: Record<string, OptionSpec> = {
   shards: { type: "string", value: "N", doc: "number of shard tasks in the job array" },
   partition: { type: "string", value: "P", doc: "SLURM partition" },
   account: { type: "string", value: "A", doc: "SLURM account" },
-  "gpus-per-task": { type: "string", value: "G", doc: "GPUs per task (also add --set backbone.provider=cuda)" },
-  "cpus-per-task": { type: "string", value: "C", doc: "CPU cores per task (default 2); VIDSEG_THREADS follows" },
+  "gpus-per-task": {
+    type: "string",
+    value: "G",
+    doc: "GPUs per task (also add --set backbone.provider=cuda)",
+  },
+  "cpus-per-task": {
+    type: "string",
+    value: "C",
+    doc: "CPU cores per task (default 2); VIDSEG_THREADS follows",
+  },
   mem: { type: "string", value: "M", doc: "memory per task, e.g. 16G" },
   time: { type: "string", value: "T", doc: "time limit per task, e.g. 4:00:00" },
   "sbatch-arg": { type: "list", value: "ARG", doc: "extra #SBATCH option, e.g. --qos=high; repeatable" },
-  cache: { type: "string", value: "DIR", doc: "shared cache directory (default $VIDSEG_CACHE or results/cache)" },
+  cache: {
+    type: "string",
+    value: "DIR",
+    doc: "shared cache directory (default $VIDSEG_CACHE or results/cache)",
+  },
   results: { type: "string", value: "DIR", doc: "results root (default $VIDSEG_RESULTS or results/)" },
-  logs: { type: "string", value: "DIR", doc: "scripts, logs and submission record (default results/slurm/<config>)" },
+  logs: {
+    type: "string",
+    value: "DIR",
+    doc: "scripts, logs and submission record (default results/slurm/<config>)",
+  },
   set: { type: "list", value: "KEY=VALUE", doc: "config override passed to every task; repeatable" },
   rows: { type: "string", value: "A,B", doc: "run only these rows" },
   "dry-run": { type: "boolean", doc: "print the scripts and the split, submit nothing" },
@@ -58,7 +75,7 @@ function recordOptions(options: Record<string, unknown>, resolved: Record<string
   const out: string[] = [];
   for (const [k, v] of Object.entries({ ...options, ...resolved })) {
     if (k === "resume" || k === "dry-run" || k === "help" || v === undefined || v === false) continue;
-    if (Array.isArray(v)) for (const x of v) out.push(`--${k}=${x}`);
+    if (Array.isArray(v)) { for (const x of v) out.push(`--${k}=${x}`); }
     else out.push(v === true ? `--${k}` : `--${k}=${v}`);
   }
   return out;
@@ -67,10 +84,13 @@ function recordOptions(options: Record<string, unknown>, resolved: Record<string
 async function run(cmd: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
   let o: Deno.CommandOutput;
   try {
-    o = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped", env: { NO_COLOR: "1" } }).output();
+    o = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped", env: { NO_COLOR: "1" } })
+      .output();
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
-      throw new UserError(`${cmd}: not found; run on a SLURM login node (or use --dry-run to see the scripts)`);
+      throw new UserError(
+        `${cmd}: not found; run on a SLURM login node (or use --dry-run to see the scripts)`,
+      );
     }
     throw e;
   }
@@ -81,7 +101,9 @@ async function run(cmd: string, args: string[]): Promise<{ code: number; out: st
 /** Submit a script; returns the job id. */
 async function sbatch(args: string[]): Promise<string> {
   const r = await run("sbatch", ["--parsable", ...args]);
-  if (r.code !== 0) throw new UserError(`sbatch ${args.join(" ")}: ${r.err.trim().split("\n")[0] || `exit ${r.code}`}`);
+  if (r.code !== 0) {
+    throw new UserError(`sbatch ${args.join(" ")}: ${r.err.trim().split("\n")[0] || `exit ${r.code}`}`);
+  }
   return r.out.trim().split(";")[0];
 }
 
@@ -105,7 +127,9 @@ async function remainingPerShard(deno: string, ablateArgs: string[], shards: num
   if (r.code === 2) throw new UserError(r.err.trim().split("\n").pop()!.replace(/^error: /, ""));
   if (r.code !== 0) throw new Error(`ablate --plan failed (exit ${r.code}):\n${r.err}`);
   const left = new Array<number>(shards).fill(-1);
-  for (const m of r.out.matchAll(/shard (\d+)\/\d+: .*?, \d+ instances: (\d+) to run/g)) left[Number(m[1])] = Number(m[2]);
+  for (const m of r.out.matchAll(/shard (\d+)\/\d+: .*?, \d+ instances: (\d+) to run/g)) {
+    left[Number(m[1])] = Number(m[2]);
+  }
   if (left.includes(-1)) throw new Error(`ablate --plan printed no split for every shard:\n${r.out}`);
   return left;
 }
@@ -140,10 +164,12 @@ export async function slurm(args: string[]): Promise<number> {
   }
   const config = loadConfig(positionals[0], { set: options.set as string[], cwd: userCwd() });
   const cache = userPath(
-    (options.cache as string | undefined) ?? Deno.env.get("VIDSEG_CACHE") ?? path.join(REPO_ROOT, "results", "cache"),
+    (options.cache as string | undefined) ?? Deno.env.get("VIDSEG_CACHE") ??
+      path.join(REPO_ROOT, "results", "cache"),
   );
   const results = userPath(
-    (options.results as string | undefined) ?? Deno.env.get("VIDSEG_RESULTS") ?? path.join(REPO_ROOT, "results"),
+    (options.results as string | undefined) ?? Deno.env.get("VIDSEG_RESULTS") ??
+      path.join(REPO_ROOT, "results"),
   );
   const logs = logsFor(config.name);
   const record = path.join(logs, "submitted.json");
@@ -157,7 +183,10 @@ export async function slurm(args: string[]): Promise<number> {
   if (shards === undefined) throw new UserError(`--shards N is required (usage: ${USAGE})`);
   const cpus = positiveInt(options["cpus-per-task"], "--cpus-per-task") ?? 2;
   const ablateArgs = [
-    "--cache", cache, "--results", results,
+    "--cache",
+    cache,
+    "--results",
+    results,
     ...(options.set as string[]).flatMap((s) => ["--set", s]),
     ...(options.rows ? ["--rows", String(options.rows)] : []),
     path.resolve(userCwd(), positionals[0]),
@@ -203,22 +232,33 @@ export async function slurm(args: string[]): Promise<number> {
     waitFor.push(...active.values());
     if ((await run("squeue", ["-h", "-j", previous.results, "-o", "%i"])).out.trim()) {
       await run("scancel", [previous.results]);
-      console.log(`cancelled the previous results job ${previous.results} (its dependency can no longer be met)`);
+      console.log(
+        `cancelled the previous results job ${previous.results} (its dependency can no longer be met)`,
+      );
     }
     const finished = range(shards).filter((i) => left[i] === 0);
-    console.log(`finished shards: ${finished.length ? finished.join(", ") : "none"}; still running: ${
-      active.size ? [...active.keys()].join(", ") : "none"
-    }`);
+    console.log(
+      `finished shards: ${finished.length ? finished.join(", ") : "none"}; still running: ${
+        active.size ? [...active.keys()].join(", ") : "none"
+      }`,
+    );
   }
   if (todo.length) {
     const id = await sbatch([`--array=${arraySpec(todo)}`, shardFile]);
     arrays.push({ job: id, indices: todo });
     waitFor.unshift(id);
-    console.log(`submitted array job ${id}: shards ${arraySpec(todo)} of ${shards} (logs ${logs}/shard-${id}_<i>.log)`);
+    console.log(
+      `submitted array job ${id}: shards ${arraySpec(todo)} of ${shards} (logs ${logs}/shard-${id}_<i>.log)`,
+    );
   } else console.log("no shard to (re)submit");
-  const resultsJob = await sbatch([...(waitFor.length ? [`--dependency=afterok:${waitFor.join(":")}`] : []), resultsFile]);
+  const resultsJob = await sbatch([
+    ...(waitFor.length ? [`--dependency=afterok:${waitFor.join(":")}`] : []),
+    resultsFile,
+  ]);
   console.log(
-    `submitted results job ${resultsJob}${waitFor.length ? ` after ${waitFor.join(", ")}` : ""} (log ${logs}/results-${resultsJob}.log)` +
+    `submitted results job ${resultsJob}${
+      waitFor.length ? ` after ${waitFor.join(", ")}` : ""
+    } (log ${logs}/results-${resultsJob}.log)` +
       ` → ${path.join(results, config.name)}/`,
   );
   const sub: Submission = {
@@ -240,7 +280,10 @@ function range(n: number): number[] {
 function readSubmission(file: string): Submission {
   try {
     const s = JSON.parse(fs.readFileSync(file, "utf8")) as Submission;
-    if (Number.isInteger(s.shards) && Array.isArray(s.arrays) && typeof s.results === "string" && Array.isArray(s.options)) {
+    if (
+      Number.isInteger(s.shards) && Array.isArray(s.arrays) && typeof s.results === "string" &&
+      Array.isArray(s.options)
+    ) {
       return s;
     }
   } catch { /* reported below */ }

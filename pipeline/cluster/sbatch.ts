@@ -61,7 +61,13 @@ function header(job: SbatchJob, jobName: string, output: string, gpus: boolean):
 
 /** `shard`: raw bash words inserted before the arguments (already quoted). */
 function body(job: SbatchJob, shard: string): string[] {
-  const env = { CI: "true", NO_COLOR: "1", VIDSEG_CACHE: job.cache, VIDSEG_THREADS: String(job.threads), ...job.env };
+  const env = {
+    CI: "true",
+    NO_COLOR: "1",
+    VIDSEG_CACHE: job.cache,
+    VIDSEG_THREADS: String(job.threads),
+    ...job.env,
+  };
   return [
     "set -eu",
     `cd ${shq(job.root)}`,

@@ -1,13 +1,18 @@
 /**
- * The `--shard I/N` part of the `ablate` and `segment` commands: split the plan (pipeline/dag/shard.ts) with the
- * expected costs of costs.ts, compute this shard's instances into the shared cache and report; or, with --plan,
- * show the split.
+ * The `--shard I/N` part of `ablate` and `segment`: split the plan (pipeline/dag/shard.ts) with the expected costs
+ * of costs.ts, compute one shard's instances into the shared cache; or describe the split for `--plan`.
  * @module
  */
 import type { Plan, RowSpec } from "../dag/plan.ts";
-import type { Runner } from "../dag/runner.ts";
-import { fmtDuration } from "../dag/progress.ts";
-import { formatSplit, parseShard, shardKeys, type ShardSpec, type ShardSplit, splitPlan } from "../dag/shard.ts";
+import type { Runner, RunSummary } from "../dag/runner.ts";
+import {
+  formatSplit,
+  parseShard,
+  shardKeys,
+  type ShardSpec,
+  type ShardSplit,
+  splitPlan,
+} from "../dag/shard.ts";
 import { framesCounter, STAGE_WEIGHTS } from "./costs.ts";
 
 /** The parsed `--shard` value, or null when absent. */
@@ -21,30 +26,49 @@ export function splitFor(plan: Plan, count: number, rows: readonly RowSpec[]): S
 }
 
 /** `--plan --shard I/N`: the split per shard, this shard marked. */
-export function shardPlanText(runner: Runner, plan: Plan, shard: ShardSpec, rows: readonly RowSpec[]): string {
+export function shardPlanText(
+  runner: Runner,
+  plan: Plan,
+  shard: ShardSpec,
+  rows: readonly RowSpec[],
+): string {
   return formatSplit(splitFor(plan, shard.count, rows), runner.status(plan), shard.index);
 }
 
-/** Compute shard `shard` of the plan; prints one summary line. */
+/** What one shard did. */
+export interface ShardRun {
+  shard: ShardSpec;
+  /** The (row, clip) chains it owns ("row/clip"). */
+  units: string[];
+  summary: RunSummary;
+  /** Per-stage table of what ran (empty when nothing did). */
+  stageTable: string;
+  elapsedMs: number;
+  /** "shard i/n: N run, M cached, K left to other shards or the final run". */
+  line: string;
+}
+
+/** Compute shard `shard` of the plan into the runner's cache. */
 export async function runShard(
   runner: Runner,
   plan: Plan,
   shard: ShardSpec,
   rows: readonly RowSpec[],
-  command: string,
-): Promise<void> {
+): Promise<ShardRun> {
   const split = splitFor(plan, shard.count, rows);
-  const mine = split.shards[shard.index];
+  const units = split.shards[shard.index].map((u) => u.id);
   runner.progress.log(
-    `shard ${shard.index}/${shard.count}: ${mine.length ? mine.map((u) => u.id).join(", ") : "nothing assigned"}`,
+    `shard ${shard.index}/${shard.count}: ${units.length ? units.join(", ") : "nothing assigned"}`,
   );
   const summary = await runner.execute(plan, { only: shardKeys(split, shard.index) });
   runner.progress.end();
-  if (summary.run) console.error(runner.progress.summaryTable(plan.stages.map((s) => s.name)));
   const others = summary.notNeeded ? `, ${summary.notNeeded} left to other shards or the final run` : "";
-  console.error(
-    `${command}: shard ${shard.index}/${shard.count}: ${summary.line}${others} (${
-      fmtDuration(runner.progress.elapsedMs())
-    })`,
-  );
+  return {
+    shard,
+    units,
+    summary,
+    stageTable: summary.run ? runner.progress.summaryTable(plan.stages.map((s) => s.name)) : "",
+    elapsedMs: runner.progress.elapsedMs(),
+    line: `shard ${shard.index}/${shard.count}: ${summary.line}${others}`,
+  };
 }

@@ -27,7 +27,9 @@ export function listEntries(cacheDir: string): [string, string][] {
     if (stage.startsWith(".") || NOT_STAGES.has(stage)) continue;
     const dir = path.join(cacheDir, stage);
     if (!isDir(dir)) continue;
-    for (const key of readdir(dir).sort()) if (KEY.test(key) && isDir(path.join(dir, key))) out.push([stage, key]);
+    for (const key of readdir(dir).sort()) {
+      if (KEY.test(key) && isDir(path.join(dir, key))) out.push([stage, key]);
+    }
   }
   return out.sort((a, b) => (a[0] + a[1] < b[0] + b[1] ? -1 : 1));
 }
@@ -121,7 +123,9 @@ export function gcCache(cacheDir: string, opts: GcOptions = {}): GcReport {
       remove(dir, report.corrupt);
       continue;
     }
-    if (opts.olderThanMs !== undefined && Date.now() - mtime(dir) > opts.olderThanMs) remove(dir, report.unused);
+    if (opts.olderThanMs !== undefined && Date.now() - mtime(dir) > opts.olderThanMs) {
+      remove(dir, report.unused);
+    }
   }
   if (opts.olderThanMs !== undefined) {
     const walk = (dir: string) => {

@@ -28,7 +28,9 @@ export function parseShard(text: string, option = "--shard"): ShardSpec {
   const m = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(text);
   const index = m ? Number(m[1]) : NaN, count = m ? Number(m[2]) : NaN;
   if (!m || count < 1 || index >= count) {
-    throw new UserError(`${option} ${text}: expected I/N with 0 ≤ I < N, e.g. 0/4 (shards are numbered from 0)`);
+    throw new UserError(
+      `${option} ${text}: expected I/N with 0 ≤ I < N, e.g. 0/4 (shards are numbered from 0)`,
+    );
   }
   return { index, count };
 }
@@ -111,7 +113,11 @@ export function shardKeys(split: ShardSplit, index: number): Set<string> {
 }
 
 /** Keys of shard `index` still to compute (status "run"): empty when the shard is finished. */
-export function shardRemaining(split: ShardSplit, index: number, status: Map<string, InstanceStatus>): string[] {
+export function shardRemaining(
+  split: ShardSplit,
+  index: number,
+  status: Map<string, InstanceStatus>,
+): string[] {
   return [...shardKeys(split, index)].filter((k) => status.get(k) === "run");
 }
 
@@ -122,8 +128,10 @@ export function formatSplit(
   current?: number,
 ): string {
   const total = split.costs.reduce((a, b) => a + b, 0) || 1;
-  const lines = [`split into ${split.count} shard${split.count === 1 ? "" : "s"} by (row, clip) chains ` +
-    `(expected cost = frames × stage weight, over the instances each chain owns):`];
+  const lines = [
+    `split into ${split.count} shard${split.count === 1 ? "" : "s"} by (row, clip) chains ` +
+    `(expected cost = frames × stage weight, over the instances each chain owns):`,
+  ];
   split.shards.forEach((units, s) => {
     const keys = units.flatMap((u) => u.keys);
     const left = keys.filter((k) => status.get(k) === "run").length;
@@ -131,13 +139,17 @@ export function formatSplit(
     const mark = s === current ? "→" : " ";
     const names = units.length ? units.map((u) => u.id).join(", ") : "(nothing)";
     lines.push(
-      `${mark} shard ${s}/${split.count}: cost ${fmtCost(split.costs[s])} (${(100 * split.costs[s] / total).toFixed(0)}%), ` +
+      `${mark} shard ${s}/${split.count}: cost ${fmtCost(split.costs[s])} (${
+        (100 * split.costs[s] / total).toFixed(0)
+      }%), ` +
         `${keys.length} instances: ${left} to run, ${cached} cached — ${names}`,
     );
   });
   if (split.rowScoped.length) {
     const left = split.rowScoped.filter((k) => status.get(k) === "run").length;
-    lines.push(`  final run (no --shard): ${split.rowScoped.length} row-scoped instances (${left} to run), results`);
+    lines.push(
+      `  final run (no --shard): ${split.rowScoped.length} row-scoped instances (${left} to run), results`,
+    );
   }
   return lines.join("\n");
 }

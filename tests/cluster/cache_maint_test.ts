@@ -15,7 +15,9 @@ function age(p: string, ms: number): void {
 async function filledCache(): Promise<string> {
   const cache = tempDir("maint");
   const { runner } = quietRunner(cache);
-  await runner.execute(await runner.plan(testStages, [{ name: "A", config: testConfig(), units: ["u1", "u2"] }]));
+  await runner.execute(
+    await runner.plan(testStages, [{ name: "A", config: testConfig(), units: ["u1", "u2"] }]),
+  );
   return cache;
 }
 
@@ -25,7 +27,10 @@ Deno.test("cache verify: every entry's hashes; a damaged entry is reported (exit
   assertEquals(entries.length, 9); // 4 clip stages × 2 clips + 1 row stage
   assertEquals(verifyCache(cache).corrupt, []);
   const ok = await runCli(CACHE_CLI, ["verify", "--cache", cache], { NO_COLOR: "1" });
-  assertEquals([ok.code, ok.stdout.trim().split("\n").pop()], [0, `cache verify ${cache}: 9 entries, 0 corrupt; 0 samples, 0 corrupt`]);
+  assertEquals([ok.code, ok.stdout.trim().split("\n").pop()], [
+    0,
+    `cache verify ${cache}: 9 entries, 0 corrupt; 0 samples, 0 corrupt`,
+  ]);
   // Flip one byte of a tensor file (same size: only the hash can tell).
   const [stage, key] = entries.find(([s]) => s === "double")!;
   const file = path.join(cache, stage, key, "tensors.safetensors");
@@ -80,5 +85,8 @@ Deno.test("cache gc: removes dead writers' temp folders, expired locks and broke
   assert(cli.stdout.includes("1 entries and 0 samples unused for 30d"), cli.stdout);
   assertEquals(listEntries(cache).length, 7);
   const bad = await runCli(CACHE_CLI, ["gc", "--cache", cache, "--older-than", "soon"], { NO_COLOR: "1" });
-  assertEquals([bad.code, bad.stderr.trim()], [2, "error: --older-than soon: expected a duration such as 30d, 12h, 90m or 45s"]);
+  assertEquals([bad.code, bad.stderr.trim()], [
+    2,
+    "error: --older-than soon: expected a duration such as 30d, 12h, 90m or 45s",
+  ]);
 });

@@ -92,5 +92,7 @@ export function manifestDigests(cache: string): Map<string, string> {
 
 /** Number of stage instances a CLI log says it computed ("[k/N] done <stage> …" lines). */
 export function computedLines(log: string): string[] {
-  return log.split("\n").filter((l) => /^\[\d+\/\d+\] done /.test(l)).map((l) => l.replace(/^\[\d+\/\d+\] done /, "").replace(/ in .*$/, ""));
+  return log.split("\n").filter((l) => /^\[\d+\/\d+\] done /.test(l)).map((l) =>
+    l.replace(/^\[\d+\/\d+\] done /, "").replace(/ in .*$/, "")
+  );
 }

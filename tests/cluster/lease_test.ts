@@ -7,9 +7,23 @@ import * as path from "node:path";
 import { assert, assertEquals } from "../assert.ts";
 import { testConfig, testStages } from "../dag/fixtures/stages.ts";
 import { quietRunner, tempDir } from "../dag/fixtures/util.ts";
-import { acquireLock, breakStale, heartbeatAge, isStale, type LockInfo, readLock, tryLock } from "../../pipeline/dag/lock.ts";
+import {
+  acquireLock,
+  breakStale,
+  heartbeatAge,
+  isStale,
+  type LockInfo,
+  readLock,
+  tryLock,
+} from "../../pipeline/dag/lock.ts";
 
-const DEAD_NODE: LockInfo = { pid: 4242, host: "node-17-that-died", started: "2026-01-01T00:00:00Z", procStart: null, nonce: "dead" };
+const DEAD_NODE: LockInfo = {
+  pid: 4242,
+  host: "node-17-that-died",
+  started: "2026-01-01T00:00:00Z",
+  procStart: null,
+  nonce: "dead",
+};
 
 /** Write a lock as another host would, with its heartbeat `ageMs` old. */
 function foreignLock(file: string, ageMs: number, info: LockInfo = DEAD_NODE): void {
@@ -48,7 +62,10 @@ Deno.test("lease: a lock whose holder stops renewing is waited for, then broken 
   const beat = fs.statSync(lockFile).mtimeMs;
   const s = await runner.execute(plan);
   assertEquals(s.line, "5 run, 0 cached");
-  assert(out.text.includes("waiting: source A/u1 is being computed by pid 4242 on node-17-that-died"), out.text);
+  assert(
+    out.text.includes("waiting: source A/u1 is being computed by pid 4242 on node-17-that-died"),
+    out.text,
+  );
   // It ran only after the heartbeat had become older than the lease (the entry's manifest says when).
   const created = Date.parse(runner.store.read("source", plan.rows[0].slots[0].key).manifest.createdAt);
   assert(created - beat > lease, `computed ${created - beat} ms after the last heartbeat`);

@@ -36,7 +36,10 @@ Deno.test("shard: every clip-scoped instance belongs to exactly one shard; row-s
   const unitScoped = [...p.instances.values()].filter((i) => i.unit !== null).map((i) => i.key);
   assertEquals(seen.size, unitScoped.length);
   assert([...seen.values()].every((n) => n === 1), "an instance in two shards");
-  assertEquals(new Set(split.rowScoped), new Set([...p.instances.values()].filter((i) => i.unit === null).map((i) => i.key)));
+  assertEquals(
+    new Set(split.rowScoped),
+    new Set([...p.instances.values()].filter((i) => i.unit === null).map((i) => i.key)),
+  );
   // 3 rows × 5 clips chains; A owns the shared `source` and `side` instances, B only its own `double` and `merge`.
   assertEquals(split.units.length, 15);
   const a1 = split.units.find((u) => u.id === "A/c1")!, b1 = split.units.find((u) => u.id === "B/c1")!;
@@ -56,7 +59,10 @@ Deno.test("shard: the split is deterministic (same plan, other runner and cache)
   for (const c of one.costs) assert(Math.abs(c - mean) <= 160, `shard cost ${c} far from mean ${mean}`);
   assert(Math.max(...one.costs) - Math.min(...one.costs) <= 160, `costs ${one.costs}`);
   // Stage weights change the costs (a heavy `merge` stage) but the split stays a partition.
-  const weighted = splitPlan((await plan()).plan, 3, { frames: (_r, u) => FRAMES[u], weights: { merge: 10 } });
+  const weighted = splitPlan((await plan()).plan, 3, {
+    frames: (_r, u) => FRAMES[u],
+    weights: { merge: 10 },
+  });
   assertEquals(weighted.costs.reduce((a, b) => a + b, 0), 1000 + 9 * 3 * 100);
 });
 

@@ -18,7 +18,8 @@ import {
 } from "./helpers.ts";
 
 Deno.test({
-  name: "sharded ablate: 3 concurrent shards + the final run = a single run, byte for byte; nothing computed twice",
+  name:
+    "sharded ablate: 3 concurrent shards + the final run = a single run, byte for byte; nothing computed twice",
   sanitizeResources: false,
   fn: async () => {
     const { dir, config } = clusterSetup("shards");
@@ -38,7 +39,9 @@ Deno.test({
     for (const l of shardLines) assertEquals(l.split(" — ")[1].split(", ").length, 2, l);
 
     const shards = await Promise.all(
-      [0, 1, 2].map((i) => runCli(ABLATE, ["--shard", `${i}/3`, "--cache", `${dir}/c2`, "--results", `${dir}/r2`, config], env)),
+      [0, 1, 2].map((i) =>
+        runCli(ABLATE, ["--shard", `${i}/3`, "--cache", `${dir}/c2`, "--results", `${dir}/r2`, config], env)
+      ),
     );
     const computed: string[] = [];
     shards.forEach((r, i) => {

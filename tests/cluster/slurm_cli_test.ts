@@ -16,17 +16,47 @@ Deno.test("slurm --dry-run: an array of shard tasks and a results job, valid bas
   const { dir, config } = clusterSetup("sbatch");
   const env = cliEnv(path.join(dir, "graphs"));
   const r = await runCli(SLURM_CLI, [
-    config, "--shards", "3", "--partition", "gpu", "--gpus-per-task", "1", "--time", "2:00:00", "--mem", "16G",
-    "--sbatch-arg=--qos=high", "--cache", `${dir}/shared cache`, "--logs", `${dir}/logs`, "--dry-run",
+    config,
+    "--shards",
+    "3",
+    "--partition",
+    "gpu",
+    "--gpus-per-task",
+    "1",
+    "--time",
+    "2:00:00",
+    "--mem",
+    "16G",
+    "--sbatch-arg=--qos=high",
+    "--cache",
+    `${dir}/shared cache`,
+    "--logs",
+    `${dir}/logs`,
+    "--dry-run",
   ], env);
   assertEquals(r.code, 0, r.stderr);
   const [, shards, results] = r.stdout.split(/^# .*\.sbatch$/m);
-  for (const line of ["#SBATCH --partition=gpu", "#SBATCH --gpus-per-task=1", "#SBATCH --time=2:00:00", "#SBATCH --mem=16G", "#SBATCH --qos=high", `#SBATCH --output=${dir}/logs/shard-%A_%a.log`]) {
+  for (
+    const line of [
+      "#SBATCH --partition=gpu",
+      "#SBATCH --gpus-per-task=1",
+      "#SBATCH --time=2:00:00",
+      "#SBATCH --mem=16G",
+      "#SBATCH --qos=high",
+      `#SBATCH --output=${dir}/logs/shard-%A_%a.log`,
+    ]
+  ) {
     assert(shards.includes(line), `${line} missing:\n${shards}`);
   }
   assert(shards.includes(`export VIDSEG_CACHE='${dir}/shared cache'`), shards);
-  assert(shards.includes(`${ABLATE} --shard "\${SLURM_ARRAY_TASK_ID}/3" --cache '${dir}/shared cache'`), shards);
-  assert(results.includes(`#SBATCH --output=${dir}/logs/results-%j.log`) && !results.includes("--shard"), results);
+  assert(
+    shards.includes(`${ABLATE} --shard "\${SLURM_ARRAY_TASK_ID}/3" --cache '${dir}/shared cache'`),
+    shards,
+  );
+  assert(
+    results.includes(`#SBATCH --output=${dir}/logs/results-%j.log`) && !results.includes("--shard"),
+    results,
+  );
   assert(r.stdout.includes(`# sbatch --parsable --array=0-2 ${dir}/logs/shards.sbatch`), r.stdout);
   assert(r.stdout.includes("# sbatch --parsable --dependency=afterok:<array job>"), r.stdout);
   // 6 (row, clip) chains; every instance but the two row-scoped ones is in some shard.
@@ -50,9 +80,17 @@ Deno.test("slurm and --shard: bad input is one error line, exit 2, nothing writt
   const cases: [string, string[], string][] = [
     [SLURM_CLI, [config, "--dry-run"], "error: --shards N is required"],
     [SLURM_CLI, [config, "--shards", "0", "--dry-run"], "error: --shards 0: expected a positive integer"],
-    [SLURM_CLI, [config, "--resume", "--logs", `${dir}/none`], `error: --resume: ${dir}/none/submitted.json: no readable submission record`],
+    [
+      SLURM_CLI,
+      [config, "--resume", "--logs", `${dir}/none`],
+      `error: --resume: ${dir}/none/submitted.json: no readable submission record`,
+    ],
     [SLURM_CLI, [config, "--shards", "2", "--set", "kmeans.k=1", "--dry-run"], "error: "],
-    [ABLATE, ["--shard", "3/3", "--cache", `${dir}/c`, config], "error: --shard 3/3: expected I/N with 0 ≤ I < N"],
+    [
+      ABLATE,
+      ["--shard", "3/3", "--cache", `${dir}/c`, config],
+      "error: --shard 3/3: expected I/N with 0 ≤ I < N",
+    ],
   ];
   for (const [cli, args, want] of cases) {
     const r = await runCli(cli, args, env);
@@ -66,17 +104,25 @@ Deno.test("slurm and --shard: bad input is one error line, exit 2, nothing writt
 });
 
 /** sbatch/squeue/scancel stand-ins: log their arguments, number jobs from 100, print a queue from a file. */
-function fakeSlurm(dir: string): { env: Record<string, string>; calls: () => string[]; queue: (lines: string) => void } {
+function fakeSlurm(
+  dir: string,
+): { env: Record<string, string>; calls: () => string[]; queue: (lines: string) => void } {
   const bin = path.join(dir, "bin");
   fs.mkdirSync(bin);
   const log = path.join(dir, "calls"), counter = path.join(dir, "next"), queue = path.join(dir, "queue");
   fs.writeFileSync(counter, "100");
   const script = (body: string) => `#!/bin/bash\necho "$(basename "$0") $*" >> ${shq(log)}\n${body}\n`;
-  fs.writeFileSync(path.join(bin, "sbatch"), script(`n=$(cat ${shq(counter)}); echo $((n+1)) > ${shq(counter)}; echo "$n"`));
-  fs.writeFileSync(path.join(bin, "squeue"), script(
+  fs.writeFileSync(
+    path.join(bin, "sbatch"),
+    script(`n=$(cat ${shq(counter)}); echo $((n+1)) > ${shq(counter)}; echo "$n"`),
+  );
+  fs.writeFileSync(
+    path.join(bin, "squeue"),
+    script(
       `while [ $# -gt 0 ]; do [ "$1" = -j ] && id=$2; shift; done\n` +
         `[ -f ${shq(queue)} ] && grep "^$id " ${shq(queue)} | sed 's/^[^ ]* //' || true`,
-    ),);
+    ),
+  );
   fs.writeFileSync(path.join(bin, "scancel"), script(""));
   for (const f of fs.readdirSync(bin)) fs.chmodSync(path.join(bin, f), 0o755);
   return {
@@ -91,14 +137,30 @@ Deno.test("slurm: submit, then --resume with one task still running: the rest re
   const fake = fakeSlurm(dir);
   const env = { ...cliEnv(path.join(dir, "graphs")), ...fake.env };
   const logs = `${dir}/logs`;
-  const sub = await runCli(SLURM_CLI, [config, "--shards", "3", "--partition", "cpu", "--cache", `${dir}/c`, "--logs", logs], env);
+  const sub = await runCli(SLURM_CLI, [
+    config,
+    "--shards",
+    "3",
+    "--partition",
+    "cpu",
+    "--cache",
+    `${dir}/c`,
+    "--logs",
+    logs,
+  ], env);
   assertEquals(sub.code, 0, sub.stderr);
   assertEquals(fake.calls(), [
     `sbatch --parsable --array=0-2 ${logs}/shards.sbatch`,
     `sbatch --parsable --dependency=afterok:100 ${logs}/results.sbatch`,
   ]);
-  assert(sub.stdout.includes(`submitted array job 100: shards 0-2 of 3 (logs ${logs}/shard-100_<i>.log)`), sub.stdout);
-  assert(sub.stdout.includes(`submitted results job 101 after 100 (log ${logs}/results-101.log)`), sub.stdout);
+  assert(
+    sub.stdout.includes(`submitted array job 100: shards 0-2 of 3 (logs ${logs}/shard-100_<i>.log)`),
+    sub.stdout,
+  );
+  assert(
+    sub.stdout.includes(`submitted results job 101 after 100 (log ${logs}/results-101.log)`),
+    sub.stdout,
+  );
   assert(fs.readFileSync(`${logs}/shards.sbatch`, "utf8").includes("#SBATCH --partition=cpu"));
 
   // Task 1 still runs, tasks 0 and 2 failed (nothing cached); the results job waits forever.

@@ -53,7 +53,9 @@ export async function startSlurm(): Promise<SlurmCluster> {
   const procs: Deno.ChildProcess[] = [];
   const logs = () =>
     ["munged.log", "slurmctld.log", "slurmd.log"].map((f) =>
-      fs.existsSync(p(f)) ? `--- ${f}\n${fs.readFileSync(p(f), "utf8").split("\n").slice(-25).join("\n")}` : ""
+      fs.existsSync(p(f))
+        ? `--- ${f}\n${fs.readFileSync(p(f), "utf8").split("\n").slice(-25).join("\n")}`
+        : ""
     ).join("\n");
   const spawn = (cmd: string, args: string[]) =>
     procs.push(new Deno.Command(cmd, { args, stdin: "null", stdout: "null", stderr: "null" }).spawn());
@@ -80,8 +82,13 @@ export async function startSlurm(): Promise<SlurmCluster> {
     fs.chmodSync(p("munge/munge.key"), 0o600);
     const socket = p("munge/munge.socket");
     spawn("munged", [
-      "--foreground", "--force", `--socket=${socket}`, `--key-file=${p("munge/munge.key")}`,
-      `--log-file=${p("munged.log")}`, `--pid-file=${p("munge/munged.pid")}`, `--seed-file=${p("munge/seed")}`,
+      "--foreground",
+      "--force",
+      `--socket=${socket}`,
+      `--key-file=${p("munge/munge.key")}`,
+      `--log-file=${p("munged.log")}`,
+      `--pid-file=${p("munge/munged.pid")}`,
+      `--seed-file=${p("munge/seed")}`,
     ]);
     await waitFor("munged", () => fs.existsSync(socket), 15_000, logs);
     const [ctld, slurmd] = [freePort(), freePort()];
@@ -90,7 +97,7 @@ export async function startSlurm(): Promise<SlurmCluster> {
       p("slurm.conf"),
       [
         "ClusterName=vidsegtest",
-        `SlurmctldHost=${host}`,
+        `SlurmctldHost=${host}(127.0.0.1)`,
         `SlurmctldPort=${ctld}`,
         `SlurmdPort=${slurmd}`,
         "AuthType=auth/munge",
@@ -123,13 +130,18 @@ export async function startSlurm(): Promise<SlurmCluster> {
     );
     spawn("slurmctld", ["-D", "-i", "-f", p("slurm.conf")]);
     spawn("slurmd", ["-D", "-f", p("slurm.conf"), "-N", host]);
-    await waitFor("the node", async () => {
-      try {
-        return /^(idle|mixed)/.test((await run("sinfo", ["-h", "-N", "-o", "%T"], env)).trim());
-      } catch {
-        return false;
-      }
-    }, 60_000, logs);
+    await waitFor(
+      "the node",
+      async () => {
+        try {
+          return /^(idle|mixed)/.test((await run("sinfo", ["-h", "-N", "-o", "%T"], env)).trim());
+        } catch {
+          return false;
+        }
+      },
+      60_000,
+      logs,
+    );
   } catch (e) {
     await stop();
     throw e;

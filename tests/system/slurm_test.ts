@@ -26,11 +26,17 @@ import { type SlurmCluster, startSlurm } from "./slurm_cluster.ts";
 const SMALL = path.join(ROOT, "configs", "small.yaml");
 
 async function squeue(cluster: SlurmCluster, args: string[]): Promise<string> {
-  const o = await new Deno.Command("squeue", { args: ["-h", ...args], env: cluster.env, stdout: "piped" }).output();
+  const o = await new Deno.Command("squeue", { args: ["-h", ...args], env: cluster.env, stdout: "piped" })
+    .output();
   return new TextDecoder().decode(o.stdout).trim();
 }
 
-async function until(what: string, ok: () => Promise<boolean> | boolean, cluster: SlurmCluster, ms = 3600_000) {
+async function until(
+  what: string,
+  ok: () => Promise<boolean> | boolean,
+  cluster: SlurmCluster,
+  ms = 3600_000,
+) {
   const t0 = Date.now();
   while (!(await ok())) {
     if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}\n${cluster.logs()}`);
@@ -46,12 +52,15 @@ function jobIds(out: string): { array?: string; results: string } {
 }
 
 function logText(dir: string): string {
-  return fs.readdirSync(dir).filter((f) => f.endsWith(".log")).map((f) => fs.readFileSync(path.join(dir, f), "utf8"))
+  return fs.readdirSync(dir).filter((f) => f.endsWith(".log")).map((f) =>
+    fs.readFileSync(path.join(dir, f), "utf8")
+  )
     .join("\n");
 }
 
 Deno.test({
-  name: "slurm: small.yaml as 3 shards + results job = a single run; a cancelled task resumed computes only what is missing",
+  name:
+    "slurm: small.yaml as 3 shards + results job = a single run; a cancelled task resumed computes only what is missing",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
@@ -59,7 +68,11 @@ Deno.test({
     const cluster = await startSlurm();
     try {
       const env = { ...cliEnv(path.join(dir, "graphs")), ...cluster.env };
-      const single = await runCli(ABLATE, ["--cache", `${dir}/ref-cache`, "--results", `${dir}/ref`, SMALL], env);
+      const single = await runCli(
+        ABLATE,
+        ["--cache", `${dir}/ref-cache`, "--results", `${dir}/ref`, SMALL],
+        env,
+      );
       assertEquals(single.code, 0, single.stderr);
       const total = Number(/ablate: (\d+) run, 0 cached/.exec(single.stderr)?.[1]);
       const reference = resultBytes(path.join(dir, "ref", "small"));
@@ -67,15 +80,28 @@ Deno.test({
 
       // 1. Three shards and the results job.
       const args = (n: number) => [
-        SMALL, "--shards", "3", "--cpus-per-task", "1", "--cache", `${dir}/c${n}`, "--results", `${dir}/r${n}`,
-        "--logs", `${dir}/logs${n}`,
+        SMALL,
+        "--shards",
+        "3",
+        "--cpus-per-task",
+        "1",
+        "--cache",
+        `${dir}/c${n}`,
+        "--results",
+        `${dir}/r${n}`,
+        "--logs",
+        `${dir}/logs${n}`,
       ];
       const sub = await runCli(SLURM_CLI, args(1), env);
       assertEquals(sub.code, 0, sub.stderr);
       const ids = jobIds(sub.stdout);
       assert(sub.stdout.includes(`submitted array job ${ids.array}: shards 0-2 of 3`), sub.stdout);
       assert(sub.stdout.includes(`after ${ids.array}`), sub.stdout);
-      await until("the first submission", async () => !(await squeue(cluster, ["-j", `${ids.array},${ids.results}`])), cluster);
+      await until(
+        "the first submission",
+        async () => !(await squeue(cluster, ["-j", `${ids.array},${ids.results}`])),
+        cluster,
+      );
       const logs1 = logText(`${dir}/logs1`);
       assertEquals(diffResults(reference, resultBytes(path.join(dir, "r1", "small"))), "", logs1);
       for (const i of [0, 1, 2]) assert(logs1.includes(`ablate: shard ${i}/3: `), logs1);
@@ -91,11 +117,22 @@ Deno.test({
         return fs.existsSync(f) ? fs.readFileSync(f, "utf8") : "";
       };
       await until("shard 0's first finished instance", () => computedLines(log0()).length > 0, cluster);
-      assert(!log0().includes("ablate: shard 0/3:"), `shard 0 finished before it could be cancelled:\n${log0()}`);
-      const cancel = await new Deno.Command("scancel", { args: [`${ids2.array}_0`], env: cluster.env }).output();
+      assert(
+        !log0().includes("ablate: shard 0/3:"),
+        `shard 0 finished before it could be cancelled:\n${log0()}`,
+      );
+      const cancel = await new Deno.Command("scancel", { args: [`${ids2.array}_0`], env: cluster.env })
+        .output();
       assert(cancel.success, "scancel failed");
-      await until("the other array tasks", async () => !(await squeue(cluster, ["-r", "-j", ids2.array!])), cluster);
-      assert(await squeue(cluster, ["-j", ids2.results]), "the results job should still wait (its dependency failed)");
+      await until(
+        "the other array tasks",
+        async () => !(await squeue(cluster, ["-r", "-j", ids2.array!])),
+        cluster,
+      );
+      assert(
+        await squeue(cluster, ["-j", ids2.results]),
+        "the results job should still wait (its dependency failed)",
+      );
       assert(!fs.existsSync(`${dir}/r2/small/metrics.csv`), "results written although a shard was cancelled");
       const before = manifestDigests(`${dir}/c2`);
       assert(before.size > 0 && before.size < total, `entries before the resume: ${before.size} of ${total}`);
@@ -107,7 +144,11 @@ Deno.test({
       assert(resume.stdout.includes(`cancelled the previous results job ${ids2.results}`), resume.stdout);
       const ids3 = jobIds(resume.stdout);
       assert(resume.stdout.includes(`submitted array job ${ids3.array}: shards 0 of 3`), resume.stdout);
-      await until("the resumed shard and results", async () => !(await squeue(cluster, ["-j", `${ids3.array},${ids3.results}`])), cluster);
+      await until(
+        "the resumed shard and results",
+        async () => !(await squeue(cluster, ["-j", `${ids3.array},${ids3.results}`])),
+        cluster,
+      );
       const logs2 = logText(`${dir}/logs2`);
       assertEquals(diffResults(reference, resultBytes(path.join(dir, "r2", "small"))), "", logs2);
       // Every instance computed exactly once over the cancelled task, the others, the resumed task and results.
