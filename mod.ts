@@ -6,8 +6,9 @@
  * - {@link segment}: label maps of every frame of a video without GT (K-Means cluster ids), in memory.
  * - {@link ablate} / {@link loadConfig}: run the rows of a config (e.g. the paper's Table 2) and get their metrics.
  * - Datasets ({@link loadDataset} and the layout loaders), metrics ({@link ConfusionMatrix}, {@link vcWindows},
- *   {@link Evaluator}), model loaders ({@link loadVae}, {@link loadUNet}, {@link loadSvdUNet},
- *   {@link emptyPromptEmbedding}) and the {@link Tensor} type.
+ *   {@link Evaluator}), the diffusion backbone ({@link openBackbone}: encode, features, modulated re-denoising),
+ *   model loaders ({@link loadVae}, {@link loadUNet}, {@link loadSvdUNet}, {@link emptyPromptEmbedding}) and the
+ *   {@link Tensor} type.
  *
  * The method, stage by stage, is described in `docs/method.md`; every config key in `docs/configs.md`.
  *
@@ -83,7 +84,7 @@ export {
   loadVae,
   type LoadVaeOptions,
   type Vae,
-} from "./pipeline/backbone/models/autoencoder.ts";
+} from "./pipeline/backbone/vae/autoencoder.ts";
 export {
   loadSvdUNet,
   loadUNet,
@@ -95,8 +96,22 @@ export {
   type UNetRunInput,
   type UNetRunOutput,
 } from "./pipeline/api/models.ts";
-export { emptyPromptEmbedding, type PromptOptions } from "./pipeline/backbone/models/prompt_embedding.ts";
+export { emptyPromptEmbedding, type PromptOptions } from "./pipeline/backbone/clip/prompt_embedding.ts";
 export type { Provider } from "./pipeline/backbone/runtime.ts";
+export {
+  type Backbone,
+  type BackboneParams,
+  type BatchInput,
+  checkPipelineKind,
+  type GroupOptions,
+  type ModSample,
+  type ModulationParams,
+  type ModulationSetup,
+  openBackbone,
+  type PassRecord,
+  releaseModels,
+  type SamplerParams,
+} from "./pipeline/backbone/backbone.ts";
 
 // --- tensors and images ---------------------------------------------------------------------------------------
 export { type DType, f32, i32, numel, type Tensor, type TypedArrayOf, u8 } from "./pipeline/tensor/tensor.ts";

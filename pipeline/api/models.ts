@@ -4,8 +4,8 @@
  * Graphs are built from a diffusers folder (`config.json` + `.safetensors`) on first use and cached.
  * @module
  */
-import { UNet, type UNetRunInput, type UNetRunOutput } from "../backbone/models/unet.ts";
-import { SvdUNet, type SvdUNetRunInput, type SvdUNetRunOutput } from "../backbone/models/svd_unet.ts";
+import { UNet, type UNetRunInput, type UNetRunOutput } from "../backbone/sd/unet.ts";
+import { SvdUNet, type SvdUNetRunInput, type SvdUNetRunOutput } from "../backbone/svd/unet.ts";
 import type { Provider } from "../backbone/runtime.ts";
 
 export type { SvdUNetRunInput, SvdUNetRunOutput, UNetRunInput, UNetRunOutput };

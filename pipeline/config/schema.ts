@@ -162,6 +162,12 @@ export const SCHEMA: Record<string, Spec> = {
       default: "vae",
       doc: "decoder of the modulated latents",
     },
+    batch_bytes: {
+      kind: "int",
+      min: 1,
+      default: 2 ** 31,
+      doc: "memory budget of one group of modulated samples in bytes (optimized schedule; results do not change)",
+    },
   }),
   schedule: {
     kind: "enum",
@@ -217,6 +223,7 @@ export interface VidsegConfig {
     filter_strength: number;
     difference_mode: "reference_uint8" | "float_l2";
     decoder: "vae" | "taesd";
+    batch_bytes: number;
   };
   /** Organisation of the modulated passes (same labels either way). */
   schedule: "reference" | "optimized";
