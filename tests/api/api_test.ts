@@ -6,11 +6,11 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { pathToFileURL } from "node:url";
-import { assert, assertEquals, assertGreater } from "../assert.ts";
+import { assert, assertEquals, assertGreater, assertRejects } from "../assert.ts";
 import { DATA, ROOT } from "../shared.ts";
 import { tempDir } from "../dag/fixtures/util.ts";
 import { cli, runCli } from "../cli/run_cli.ts";
-import { readLabelImage, segment } from "../../mod.ts";
+import { readLabelImage, segment, UserError } from "../../mod.ts";
 
 const EXAMPLE = path.join(ROOT, "examples", "segment_frames.ts");
 const SWAN = path.join(DATA, "swan", "images");
@@ -175,4 +175,28 @@ console.log(JSON.stringify({ quiet: quiet.rows, summary: quiet.summary.line, out
     }
   }
   assertEquals(fs.readdirSync(path.join(dir, "results")), ["demo"]);
+});
+
+Deno.test("api: segment() input mistakes are UserErrors naming the input, before anything is written", async () => {
+  const dir = tempDir("api-bad");
+  const note = path.join(dir, "notes.txt");
+  fs.writeFileSync(note, "not a video");
+  const tempsBefore = segmentTemps();
+  await assertRejects(
+    () => segment("no/such/folder", { cwd: dir }),
+    UserError,
+    "no/such/folder: no such file or folder",
+  );
+  await assertRejects(
+    () => segment(note, {}),
+    UserError,
+    `${note}: expected a folder of frames or a video file`,
+  );
+  await assertRejects(
+    () => segment(SWAN, { outDir: path.join(note, "out") }),
+    UserError,
+    `--out ${path.join(note, "out")}: cannot write results there`,
+  );
+  assertEquals(fs.readdirSync(dir), ["notes.txt"]);
+  assertEquals(segmentTemps(), tempsBefore);
 });
