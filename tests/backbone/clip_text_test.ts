@@ -3,12 +3,12 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { assert, assertEquals, assertLess, assertRejects } from "../assert.ts";
-import { type ClipTextConfig, ClipTextModel } from "../../pipeline/backbone/models/clip_text.ts";
+import { type ClipTextConfig, ClipTextModel } from "../../pipeline/backbone/clip/text.ts";
 import {
   emptyPromptEmbedding,
   emptyPromptIds,
   promptTokens,
-} from "../../pipeline/backbone/models/prompt_embedding.ts";
+} from "../../pipeline/backbone/clip/prompt_embedding.ts";
 import { UserError } from "../../pipeline/errors.ts";
 import { encodeSafetensors, parseSafetensors } from "../../pipeline/tensor/safetensors.ts";
 import { f32, maxAbs, maxAbsDiff, rows, type Tensor, toF32 } from "../../pipeline/tensor/tensor.ts";

@@ -12,10 +12,10 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { UNet } from "../../pipeline/backbone/models/unet.ts";
-import { parseSvdUNetConfig } from "../../pipeline/backbone/models/svd_config.ts";
-import { SvdUNet } from "../../pipeline/backbone/models/svd_unet.ts";
-import { TemporalVae } from "../../pipeline/backbone/models/svd_vae.ts";
+import { UNet } from "../../pipeline/backbone/sd/unet.ts";
+import { parseSvdUNetConfig } from "../../pipeline/backbone/svd/config.ts";
+import { SvdUNet } from "../../pipeline/backbone/svd/unet.ts";
+import { TemporalVae } from "../../pipeline/backbone/vae/temporal.ts";
 import { LazySafetensors } from "../../pipeline/backbone/weights/lazy_safetensors.ts";
 import { linearFrameScales } from "../../pipeline/backbone/sampler/cfg.ts";
 import { sampleEuler } from "../../pipeline/backbone/sampler/euler.ts";

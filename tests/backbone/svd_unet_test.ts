@@ -12,7 +12,7 @@ import {
   svdAvailableTaps,
   SvdUNet,
   type SvdUNetLoadOptions,
-} from "../../pipeline/backbone/models/svd_unet.ts";
+} from "../../pipeline/backbone/svd/unet.ts";
 import { evaluations } from "../../pipeline/backbone/runtime.ts";
 import { f32, maxAbs, maxAbsDiff, type Tensor } from "../../pipeline/tensor/tensor.ts";
 import { assert, assertEquals, assertLess } from "../assert.ts";

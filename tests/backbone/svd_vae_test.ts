@@ -8,8 +8,8 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { posteriorFromMoments } from "../../pipeline/backbone/models/vae.ts";
-import { TemporalVae } from "../../pipeline/backbone/models/svd_vae.ts";
+import { posteriorFromMoments } from "../../pipeline/backbone/vae/kl.ts";
+import { TemporalVae } from "../../pipeline/backbone/vae/temporal.ts";
 import { LazySafetensors } from "../../pipeline/backbone/weights/lazy_safetensors.ts";
 import { UserError } from "../../pipeline/errors.ts";
 import { f32, maxAbs, maxAbsDiff, reshape, type Tensor, toF32 } from "../../pipeline/tensor/tensor.ts";

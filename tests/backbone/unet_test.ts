@@ -7,7 +7,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { attentionPositions, availableTaps, tapName, UNet } from "../../pipeline/backbone/models/unet.ts";
+import { attentionPositions, availableTaps, tapName, UNet } from "../../pipeline/backbone/sd/unet.ts";
 import { evaluations } from "../../pipeline/backbone/runtime.ts";
 import { LazySafetensors } from "../../pipeline/backbone/weights/lazy_safetensors.ts";
 import { f32, maxAbs, maxAbsDiff, type Tensor } from "../../pipeline/tensor/tensor.ts";
@@ -261,9 +261,9 @@ Deno.test("micro-batches: batch 2 run as 2×1 equals the single call; counters c
 });
 
 Deno.test("config semantics: SD 1.5 / SD 2.1 heads and the known parameter counts", async () => {
-  const { parseUNetConfig } = await import("../../pipeline/backbone/models/unet_config.ts");
-  const { specParams, unetSpec } = await import("../../pipeline/backbone/models/unet_spec.ts");
-  const { SD21_BASE_UNET } = await import("../../pipeline/backbone/bench_unet.ts");
+  const { parseUNetConfig } = await import("../../pipeline/backbone/sd/config.ts");
+  const { specParams, unetSpec } = await import("../../pipeline/backbone/sd/spec.ts");
+  const { SD21_BASE_UNET } = await import("../../pipeline/bench/sd_unet.ts");
   const sd21 = parseUNetConfig(SD21_BASE_UNET, "sd21.json");
   assertEquals(sd21.down.map((d) => d.outCh / d.heads), [64, 64, 64, 64]);
   assertEquals(sd21.up.map((u) => u.heads), [20, 20, 10, 5]);

@@ -9,12 +9,12 @@ import * as path from "node:path";
 import { assert, assertAlmostEquals, assertEquals, assertGreater } from "../assert.ts";
 import { FIXTURES, ROOT } from "../shared.ts";
 import { runChild } from "../../pipeline/bench/child.ts";
-import { parseUNetConfig } from "../../pipeline/backbone/models/unet_config.ts";
+import { parseUNetConfig } from "../../pipeline/backbone/sd/config.ts";
 import { totalMacs, unetMacs } from "../../pipeline/bench/flops.ts";
 import { fullPerFrame, labelAgreement, stageRows, variantRows } from "../../pipeline/bench/report.ts";
 import { benchMarkdown } from "../../pipeline/bench/markdown.ts";
 import { machineInfo } from "../../pipeline/bench/report.ts";
-import { INJECT_POSITIONS } from "../../pipeline/stages/modulate.ts";
+import { INJECT_POSITIONS } from "../../pipeline/backbone/sd/backbone.ts";
 
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), "vidseg-bench-child-"));
 globalThis.addEventListener("unload", () => fs.rmSync(TMP, { recursive: true, force: true }));

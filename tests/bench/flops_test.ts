@@ -7,7 +7,7 @@
  * stay valid whatever conformance set the tests read.
  */
 import { assertEquals } from "../assert.ts";
-import { parseUNetConfig } from "../../pipeline/backbone/models/unet_config.ts";
+import { parseUNetConfig } from "../../pipeline/backbone/sd/config.ts";
 import { encodeSafetensors } from "../../pipeline/tensor/safetensors.ts";
 import {
   resnetMacs,
@@ -16,8 +16,8 @@ import {
   unetMacs,
   variantShapeOf,
 } from "../../pipeline/bench/flops.ts";
-import { MICRO_BATCH, unetRowBytes } from "../../pipeline/stages/backbone.ts";
-import { INJECT_POSITIONS, optimizedOptions } from "../../pipeline/stages/modulate.ts";
+import { MICRO_BATCH, unetRowBytes } from "../../pipeline/backbone/sd/models.ts";
+import { INJECT_POSITIONS, sdGroupOptions as optimizedOptions } from "../../pipeline/backbone/sd/backbone.ts";
 
 /** A diffusers UNet2DConditionModel config (SD 2.1 block structure, tiny widths); counted by hand below. */
 const SMALL_UNET = {
@@ -26,19 +26,9 @@ const SMALL_UNET = {
   "addition_embed_type": null,
   "addition_embed_type_num_heads": 64,
   "addition_time_embed_dim": null,
-  "attention_head_dim": [
-    2,
-    4,
-    4,
-    1,
-  ],
+  "attention_head_dim": [2, 4, 4, 1],
   "attention_type": "default",
-  "block_out_channels": [
-    16,
-    32,
-    32,
-    32,
-  ],
+  "block_out_channels": [16, 32, 32, 32],
   "center_input_sample": false,
   "class_embed_type": null,
   "class_embeddings_concat": false,
@@ -46,12 +36,7 @@ const SMALL_UNET = {
   "conv_out_kernel": 3,
   "cross_attention_dim": 32,
   "cross_attention_norm": null,
-  "down_block_types": [
-    "CrossAttnDownBlock2D",
-    "CrossAttnDownBlock2D",
-    "CrossAttnDownBlock2D",
-    "DownBlock2D",
-  ],
+  "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
   "downsample_padding": 1,
   "dropout": 0.0,
   "dual_cross_attention": false,
@@ -82,12 +67,7 @@ const SMALL_UNET = {
   "time_embedding_type": "positional",
   "timestep_post_act": null,
   "transformer_layers_per_block": 1,
-  "up_block_types": [
-    "UpBlock2D",
-    "CrossAttnUpBlock2D",
-    "CrossAttnUpBlock2D",
-    "CrossAttnUpBlock2D",
-  ],
+  "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
   "upcast_attention": false,
   "use_linear_projection": true,
 };
@@ -173,7 +153,7 @@ Deno.test("memory budget: bytes per UNet row and the optimized schedule's group 
   Deno.mkdirSync(`${weights}/unet`);
   Deno.writeTextFileSync(`${weights}/unet/config.json`, JSON.stringify(SMALL_UNET));
   Deno.writeFileSync(`${weights}/unet/diffusion_pytorch_model.safetensors`, encodeSafetensors({})); // not read
-  const b = { kind: "sd" as const, weights, provider: "cpu" as const };
+  const b = { kind: "sd" as const, weights, provider: "cpu" as const, dtype: "fp32" as const };
   const perSample = 2 * (r.injected + r.prefix) + 128 * 128 * 3 * 5;
   const o = optimizedOptions(b, [16, 16], [128, 128], INJECT_POSITIONS, 7, 2 ** 30);
   assertEquals(o.groupSamples, Math.floor(2 ** 29 / perSample));

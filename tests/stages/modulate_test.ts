@@ -7,7 +7,8 @@
  */
 import { assert, assertEquals } from "../assert.ts";
 import { FIXTURES } from "../shared.ts";
-import { invertStage } from "../../pipeline/stages/diffusion.ts";
+import { invertStage } from "../../pipeline/stages/invert.ts";
+import { flatParams } from "./params.ts";
 import { finalRows, modulateStage } from "../../pipeline/stages/modulate.ts";
 import type { Artifacts, StageContext } from "../../pipeline/dag/stage.ts";
 import { i32, type Tensor, u8 } from "../../pipeline/tensor/tensor.ts";
@@ -31,7 +32,7 @@ const [gh, gw] = (() => {
 })();
 
 function params(schedule: string): Record<string, unknown> {
-  return {
+  return flatParams({
     backbone: { kind: "sd", weights: `${FIXTURES}/conformance`, provider: "cpu", dtype: "fp32" },
     seed: 1,
     batch_size: F,
@@ -49,7 +50,7 @@ function params(schedule: string): Record<string, unknown> {
       decoder: "vae",
     },
     schedule,
-  };
+  });
 }
 
 function framesArtifact(): Artifacts {

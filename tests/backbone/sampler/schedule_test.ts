@@ -26,7 +26,7 @@ function maxRel(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1e-12): numb
   return m;
 }
 
-// ALGORITHM.md §3.3, as printed (strings keep the printed precision).
+// docs/method.md §3.3, as printed (strings keep the printed precision).
 const TABLE: [number, number, string, string][] = [
   [0, 999, "14.6146", "700.0"],
   [1, 959, "11.5428", "545.729"],
@@ -57,7 +57,7 @@ const TABLE: [number, number, string, string][] = [
 /** Half a unit of the last printed digit. */
 const halfUlp = (s: string) => 0.5 * 10 ** -(s.split(".")[1]?.length ?? 0) + 1e-12;
 
-Deno.test("SD LegacyDDPM and SVD EDM 25-step tables match ALGORITHM.md §3.3 to the printed digits", () => {
+Deno.test("SD LegacyDDPM and SVD EDM 25-step tables match docs/method.md §3.3 to the printed digits", () => {
   const sd = legacyDdpmSchedule(25), svd = edmSchedule(25);
   assertEquals(sd.sigmas.length, 26);
   assertEquals(sd.sigmas[25], 0);
