@@ -14,7 +14,7 @@ import torch.nn as nn
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from safetensors_np import read_safetensors  # noqa: E402
 
-TAESD_DIR = "/work/shared/models/taesd"
+TAESD_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data/models/tiny-ldm/vae")
 
 
 def conv(n_in, n_out, **kwargs):
