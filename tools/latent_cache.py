@@ -105,12 +105,25 @@ def build_cache(data_dirs=None, views=None, exclude_dirs=None, seed=1234, amount
             rng = np.random.default_rng([seed, vi])
             t0 = time.time()
             lat = np.zeros((len(files), 4, view[1] // 8, view[0] // 8), np.float16)
+            # An interrupted encoding resumes from its last saved chunk (the jitter draws are replayed).
+            partial, done = path + ".partial.npy", 0
+            if os.path.exists(partial):
+                part = np.load(partial)
+                done = part.shape[0]
+                lat[:done] = part
             with torch.no_grad():
                 for i in range(0, len(files), batch):
-                    x = torch.stack([load_view(f, view, rng, amount) for f in files[i:i + batch]])
-                    lat[i:i + len(x)] = vae.encode(x).numpy()
+                    views = [load_view(f, view, rng, amount) for f in files[i:i + batch]]
+                    if i + len(views) <= done:
+                        continue
+                    lat[i:i + len(views)] = vae.encode(torch.stack(views)).numpy()
+                    if (i // batch) % 4 == 3:
+                        np.save(partial + ".tmp.npy", lat[:i + len(views)])
+                        os.replace(partial + ".tmp.npy", partial)
             np.save(path + ".tmp.npy", lat)
             os.replace(path + ".tmp.npy", path)
+            if os.path.exists(partial):
+                os.remove(partial)
             print(f"encoded {len(files)} frames, view {spec}, in {time.time() - t0:.0f}s -> {path}", flush=True)
         out.append(path)
     return out

@@ -14,6 +14,7 @@ model in diffusers layout to <run>/model, and --probe-cmd (e.g. `deno task probe
     /usr/bin/python3 tools/train_tiny_ldm.py --run tools/.cache/run --resume --time-limit 60   # continue
 """
 import argparse
+import calendar
 import copy
 import csv
 import json
@@ -31,6 +32,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from latent_cache import DEFAULT_DATA, DEFAULT_EXCLUDE, DEFAULT_VIEWS, build_cache  # noqa: E402
 from tiny_ldm_export import PROMPT_TOKENS, export_model, unet_config  # noqa: E402
+from safetensors_np import read_safetensors  # noqa: E402
 from unet2d import UNet2DConditionModel  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -106,6 +108,16 @@ def model_config(args):
     return config
 
 
+def load_init(model_dir):
+    """(config, unet state dict, prompt embedding [77, D]) of an exported diffusers folder (to fine-tune it)."""
+    with open(os.path.join(model_dir, "unet", "config.json")) as f:
+        config = json.load(f)
+    tensors, _meta = read_safetensors(os.path.join(model_dir, "unet", "diffusion_pytorch_model.safetensors"))
+    prompt, _meta = read_safetensors(os.path.join(model_dir, "prompt_embedding.safetensors"))
+    state = {k: torch.from_numpy(v.astype("float32")) for k, v in tensors.items()}
+    return config, state, torch.from_numpy(prompt["empty_prompt"].astype("float32")).reshape(PROMPT_TOKENS, -1)
+
+
 def training_step(model, ema, opt, sampler, gen, alphas_cumprod, args, step):
     """One optimizer step; returns the batch loss. All randomness comes from gen."""
     x0 = sampler(gen, args.batch, *args.crop)
@@ -179,6 +191,8 @@ def parse_args(argv=None):
     ap.add_argument("--views", nargs="+", default=DEFAULT_VIEWS, help="cached views WxH[f] (f = flipped)")
     ap.add_argument("--jitter", type=float, default=0.1, help="colour jitter amount per view")
     ap.add_argument("--cache", default=os.path.join(ROOT, "tools/.cache"))
+    ap.add_argument("--init", default=None, help="start from this exported model folder (fine-tuning; "
+                    "its architecture replaces --channels/--heads/--attention)")
     ap.add_argument("--channels", type=int, nargs=4, default=[32, 64, 64, 128])
     ap.add_argument("--heads", type=int, nargs=4, default=[1, 2, 2, 4])
     ap.add_argument("--attention", type=int, nargs=3, default=[0, 1, 1], help="attention at levels 0, 1, 2")
@@ -187,6 +201,8 @@ def parse_args(argv=None):
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--steps", type=int, default=10 ** 9, help="stop after this many steps in total")
     ap.add_argument("--time-limit", type=float, default=60.0, help="minutes of this session; then save and stop")
+    ap.add_argument("--stop-at", default=None, metavar="HH:MM",
+                    help="also stop at this UTC wall-clock time (today, or tomorrow if already past)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--ema", type=float, default=0.999)
@@ -216,12 +232,19 @@ def main(argv=None):
 
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed + 1)
+    init = None
     if args.resume:
         with open(cfg_path) as f:
             config = json.load(f)
+    elif args.init:
+        config, *init = load_init(args.init)
     else:
         config = model_config(args)
     model = Denoiser(config)
+    if init:
+        model.unet.load_state_dict(init[0])
+        with torch.no_grad():
+            model.prompt.copy_(init[1])
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.999), weight_decay=0.01)
     state = {"step": 0, "seconds": 0.0, "samples": 0, "smooth": None, "window": []}
@@ -254,7 +277,13 @@ def main(argv=None):
 
     t0, base_seconds = time.time(), state["seconds"]
     last_ckpt = t0
-    while state["step"] < args.steps and time.time() - t0 < args.time_limit * 60:
+    deadline = t0 + args.time_limit * 60
+    if args.stop_at:
+        hh, mm = (int(v) for v in args.stop_at.split(":"))
+        day = time.gmtime(t0)
+        at = calendar.timegm((day.tm_year, day.tm_mon, day.tm_mday, hh, mm, 0, 0, 0, 0))
+        deadline = min(deadline, at if at > t0 else at + 86400)
+    while state["step"] < args.steps and time.time() < deadline:
         value = training_step(model, ema, opt, sampler, gen, alphas_cumprod, args, state["step"])
         state["step"] += 1
         state["samples"] += args.batch
