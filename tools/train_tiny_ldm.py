@@ -172,6 +172,19 @@ def run_probe(cmd, model_dir):
     return None
 
 
+def wall_clock_deadline(hhmm, now):
+    """Epoch seconds of the next HH:MM UTC after the process started (so a slow cache build eats into the session)."""
+    try:
+        hh, mm = (int(v) for v in hhmm.split(":"))
+        if not (0 <= hh < 24 and 0 <= mm < 60):
+            raise ValueError
+    except ValueError:
+        raise SystemExit(f"error: --stop-at {hhmm!r}: expected HH:MM (UTC)")
+    day = time.gmtime(now)
+    at = calendar.timegm((day.tm_year, day.tm_mon, day.tm_mday, hh, mm, 0, 0, 0, 0))
+    return at if at > now else at + 86400
+
+
 def truncate_log(path, step):
     """Drop log rows written after the checkpoint (a killed session logs steps the resumed run repeats)."""
     with open(path, newline="") as f:
@@ -202,7 +215,7 @@ def parse_args(argv=None):
     ap.add_argument("--steps", type=int, default=10 ** 9, help="stop after this many steps in total")
     ap.add_argument("--time-limit", type=float, default=60.0, help="minutes of this session; then save and stop")
     ap.add_argument("--stop-at", default=None, metavar="HH:MM",
-                    help="also stop at this UTC wall-clock time (today, or tomorrow if already past)")
+                    help="also stop at this UTC wall-clock time (the next one after the start)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--ema", type=float, default=0.999)
@@ -225,6 +238,7 @@ def main(argv=None):
     log_path = os.path.join(args.run, "training_log.csv")
     cfg_path = os.path.join(args.run, "config.json")
 
+    stop_at = wall_clock_deadline(args.stop_at, time.time()) if args.stop_at else None
     caches = build_cache(args.data, args.views, args.exclude, args.seed, args.jitter, threads=args.threads,
                          cache_dir=args.cache)
     sampler = LatentSampler([np.load(p) for p in caches])
@@ -277,12 +291,7 @@ def main(argv=None):
 
     t0, base_seconds = time.time(), state["seconds"]
     last_ckpt = t0
-    deadline = t0 + args.time_limit * 60
-    if args.stop_at:
-        hh, mm = (int(v) for v in args.stop_at.split(":"))
-        day = time.gmtime(t0)
-        at = calendar.timegm((day.tm_year, day.tm_mon, day.tm_mday, hh, mm, 0, 0, 0, 0))
-        deadline = min(deadline, at if at > t0 else at + 86400)
+    deadline = min(t0 + args.time_limit * 60, stop_at) if stop_at else t0 + args.time_limit * 60
     while state["step"] < args.steps and time.time() < deadline:
         value = training_step(model, ema, opt, sampler, gen, alphas_cumprod, args, state["step"])
         state["step"] += 1
