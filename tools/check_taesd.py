@@ -1,4 +1,4 @@
-"""Check tools/taesd.py against /work/shared/models/taesd/reference.safetensors (atol 1e-4).
+"""Check tools/taesd.py against tests/fixtures/taesd/reference.safetensors (atol 1e-4).
 
 Run: /usr/bin/python3 tools/check_taesd.py   (exit code 1 on failure)
 """
@@ -16,7 +16,7 @@ ATOL = 1e-4
 
 def main():
     torch.set_num_threads(2)
-    ref, _ = read_safetensors(os.path.join(TAESD_DIR, "reference.safetensors"))
+    ref, _ = read_safetensors(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests/fixtures/taesd/reference.safetensors"))
     ref = {k: torch.from_numpy(v) for k, v in ref.items()}
     model = TAESD()
     results = []

@@ -26,8 +26,8 @@ from taesd import TAESD  # noqa: E402
 from unet2d import UNet2DConditionModel, load_unet  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FRAME = "/work/shared/data/camvid/val_0016E5_07959/images/0016E5_07959.png"
-EVAL_CLIPS = "/work/shared/data/camvid/*/images/*.png"
+FRAME = os.path.join(ROOT, "data/camvid/val_0016E5_07959/images/0016E5_07959.png")
+EVAL_CLIPS = os.path.join(ROOT, "data/camvid/*/images/*.png")
 W, H = 320, 256
 
 

@@ -1,4 +1,4 @@
-"""Check tools/unet2d.py against diffusers' own outputs in /work/shared/conformance.
+"""Check tools/unet2d.py against diffusers' own outputs in tests/fixtures/conformance.
 
 Loads conformance/unet/{config.json, unet.safetensors}, runs the inputs of unet_io.safetensors and
 compares every stored tensor of unet_io and unet_attention (captured with forward hooks at the
@@ -17,7 +17,7 @@ from safetensors_np import read_safetensors  # noqa: E402
 from unet2d import load_unet  # noqa: E402
 from unet_blocks import timestep_embedding  # noqa: E402
 
-CONF = "/work/shared/conformance"
+CONF = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests/fixtures/conformance")
 
 
 def capture(model):

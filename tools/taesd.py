@@ -1,5 +1,5 @@
 """TAESD (Tiny AutoEncoder for Stable Diffusion, madebyollin/taesd) in torch, loading the
-F32 safetensors of /work/shared/models/taesd.
+F32 safetensors of data/models/tiny-ldm/vae (TAESD 1.3).
 
 Conventions (see that folder's README): images are RGB NCHW in [0, 1]; latents are already in the
 SD UNet's scaled latent space (no 0.18215 factor). Module indices equal the state-dict prefixes of

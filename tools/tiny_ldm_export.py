@@ -1,7 +1,7 @@
 """Config and diffusers-layout export of the embedded tiny latent diffusion model (data/models/tiny-ldm).
 
 The UNet config has the full key set diffusers 0.30.3 writes for UNet2DConditionModel (same keys as
-/work/shared/conformance/unet/config.json), so the pipeline loads it with the SD 2.1 code path.
+tests/fixtures/conformance/unet/config.json), so the pipeline loads it with the SD 2.1 code path.
 """
 import json
 import os
