@@ -19,6 +19,7 @@ import copy
 import csv
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -36,7 +37,7 @@ from safetensors_np import read_safetensors  # noqa: E402
 from unet2d import UNet2DConditionModel  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LOG_FIELDS = ["step", "seconds", "samples", "loss", "ema_loss", "probe"]
+LOG_FIELDS = ["step", "seconds", "samples", "loss", "ema_loss", "probe_miou", "probe_stability"]
 
 
 def ddpm_alphas_cumprod(n=1000, beta_start=0.00085, beta_end=0.012):
@@ -158,15 +159,14 @@ def export(args, ema, config, state):
 
 
 def run_probe(cmd, model_dir):
-    """Score an exported model with an external probe command; its last line's first number is the score."""
+    """Score an exported model with the probe command (`deno task probe`): (mIoU, stability) or None."""
     try:
-        res = subprocess.run(shlex.split(cmd) + ["--set", f"backbone.weights={model_dir}"], cwd=ROOT,
-                             capture_output=True, text=True, timeout=3600)
-        for tok in reversed(res.stdout.replace("=", " ").split()):
-            try:
-                return float(tok)
-            except ValueError:
-                continue
+        res = subprocess.run(shlex.split(cmd) + ["--weights", model_dir], cwd=ROOT, capture_output=True, text=True,
+                             timeout=3600)
+        m = re.search(r"probe: mIoU ([\d.]+) stability ([\d.]+)", res.stdout)
+        if m:
+            return float(m.group(1)), float(m.group(2))
+        print(f"probe gave no score (exit {res.returncode}): {res.stderr.strip()[-300:]}", flush=True)
     except (OSError, subprocess.SubprocessError) as e:
         print(f"probe failed: {e}", flush=True)
     return None
@@ -286,7 +286,7 @@ def main(argv=None):
         score = run_probe(args.probe_cmd, out) if probe and args.probe_cmd else None
         if score is not None:
             with open(log_path, "a", newline="") as f:
-                csv.writer(f).writerow([state["step"], round(state["seconds"], 1), state["samples"], "", "", score])
+                csv.writer(f).writerow([state["step"], round(state["seconds"], 1), state["samples"], "", "", *score])
             print(f"probe at step {state['step']}: {score}", flush=True)
 
     t0, base_seconds = time.time(), state["seconds"]
@@ -302,7 +302,7 @@ def main(argv=None):
         if state["step"] % args.log_every == 0:
             with open(log_path, "a", newline="") as f:
                 csv.writer(f).writerow([state["step"], round(state["seconds"], 1), state["samples"],
-                                        round(float(np.mean(state["window"])), 5), round(state["smooth"], 5), ""])
+                                        round(float(np.mean(state["window"])), 5), round(state["smooth"], 5), "", ""])
             print(f"step {state['step']} {state['seconds']:.0f}s loss {np.mean(state['window']):.4f} "
                   f"smooth {state['smooth']:.4f}", flush=True)
             state["window"] = []

@@ -1,7 +1,8 @@
 /**
  * `deno task probe [--config FILE] [--row NAME] [--weights DIR] [--set KEY=VALUE]...`: the feature-quality probe
  * (pipeline/seg/probe.ts) on the config's dataset. Runs only frames → invert → features through the cached DAG
- * (shared with `ablate`: a probe after an ablation, or a second probe, computes nothing new), then K-Means with
+ * (keyed by the weights' content as well, so a re-exported checkpoint is never scored from stale features; a second
+ * probe of the same weights computes nothing new), then K-Means with
  * the config's K per clip, majority GT class per cluster, grid mIoU (an upper bound of label assignment) and the
  * temporal stability of the features. The last stdout line is `probe: mIoU X stability Y`.
  * @module
@@ -11,6 +12,7 @@ import { UserError } from "../errors.ts";
 import { loadConfig } from "../config/load.ts";
 import { REPO_ROOT } from "../config/paths.ts";
 import { Runner } from "../dag/runner.ts";
+import { FileIdentity } from "../dag/files.ts";
 import { fmtDuration } from "../dag/progress.ts";
 import { datasetSpecFromConfig, gtAtGrid, loadDataset, readGt } from "../data/dataset.ts";
 import { framesStage } from "../stages/frames.ts";
@@ -54,6 +56,13 @@ export async function probe(args: string[]): Promise<number> {
     throw new UserError(`dataset: ${(cfg.dataset as Record<string, unknown>).root} has no GT; the probe needs labelled clips`);
   }
   const cacheDir = userPath((options.cache as string | undefined) ?? Deno.env.get("VIDSEG_CACHE") ?? path.join(REPO_ROOT, "results", "cache"));
+  // The stages key the backbone by its folder path; checkpoints are re-exported into one folder, so the folder's
+  // content hash joins the key here (probe entries are therefore separate from ablate's).
+  const b0 = cfg.backbone as Record<string, unknown>;
+  if (typeof b0.weights === "string") {
+    const id = new FileIdentity(path.join(cacheDir, ".filehash")).identify(path.resolve(b0.weights), "probe");
+    cfg.backbone = { ...b0, weights_content: id };
+  }
   const runner = new Runner({ cacheDir, root: REPO_ROOT });
   const plan = await runner.plan([framesStage, invertStage, featuresStage], [{ name: row.name, config: cfg, units: clips.map((c) => c.name) }]);
   const summary = await runner.execute(plan);

@@ -4,6 +4,7 @@ import * as path from "node:path";
 import { assert, assertEquals } from "../assert.ts";
 import { syntheticVideo, writeSyntheticCamvid } from "../../pipeline/data/synthetic.ts";
 import { runCli } from "./run_cli.ts";
+import { DATA } from "../shared.ts";
 
 const PROBE = "pipeline/cli/probe.ts";
 
@@ -22,9 +23,25 @@ Deno.test("probe: the embedded model on a short synthetic clip prints per-clip a
     assert(m, `last line: ${last}`);
     assert(Number(m[1]) > 0 && Number(m[1]) <= 100, last);
     assert(r.stdout.includes("synthetic | "), r.stdout);
+    assert(/probe: 3 run, 0 cached/.test(r.stderr), r.stderr); // frames, invert, features of the one clip
     const again = await runCli(PROBE, args, { VIDSEG_THREADS: "1" });
     assertEquals(again.code, 0, again.stderr);
     assertEquals(again.stdout, r.stdout); // same config ⇒ same numbers (from the cached features)
+    assert(/probe: 0 run, 3 cached/.test(again.stderr), again.stderr);
+    // Weights rewritten in place (a checkpoint re-exported into the same folder): the features are recomputed.
+    const model = path.join(dir, "model");
+    fs.cpSync(path.join(DATA, "models", "tiny-ldm"), model, { recursive: true });
+    const withModel = [...args, "--weights", model];
+    const first = await runCli(PROBE, withModel, { VIDSEG_THREADS: "1" });
+    assertEquals(first.code, 0, first.stderr);
+    assertEquals(first.stdout.split("\n").at(-2), r.stdout.split("\n").at(-2)); // same weights, same scores
+    const unet = path.join(model, "unet", "diffusion_pytorch_model.safetensors");
+    const bytes = fs.readFileSync(unet);
+    bytes[bytes.length - 1] ^= 0x40; // one weight changes
+    fs.writeFileSync(unet, bytes);
+    const changed = await runCli(PROBE, withModel, { VIDSEG_THREADS: "1" });
+    assertEquals(changed.code, 0, changed.stderr);
+    assert(/probe: 2 run, 1 cached/.test(changed.stderr), changed.stderr); // invert + features again, frames cached
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
