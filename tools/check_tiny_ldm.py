@@ -3,7 +3,7 @@
 1. Reconstruction: a held-out frame (camvid val clip, 320x256) -> TAESD latent z0 -> noised to DDPM
    t=119 in VE form (x = z0 + sigma_119 * eps, sigma_119 ~ 0.3866) -> the method's last three Euler
    steps t = 119, 79, 39 -> sigma 0 with CFG 5 (cond = learned empty-prompt embedding, uncond =
-   zeros; eps-model input x / sqrt(sigma^2 + 1); x += (sigma_next - sigma) * eps; ALGORITHM.md 3.2)
+   zeros; eps-model input x / sqrt(sigma^2 + 1); x += (sigma_next - sigma) * eps; docs/method.md §3.2)
    -> TAESD decode -> PSNR against the input frame.
 2. Eps-MSE of trained vs random UNet on held-out frames (all three evaluation clips) at t=39,119,319.
 

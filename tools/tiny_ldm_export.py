@@ -13,7 +13,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from safetensors_np import write_safetensors  # noqa: E402
 
-TAESD_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data/models/tiny-ldm/vae")
+from taesd import TAESD_DIR  # noqa: E402  (the shipped TAESD files, copied into each export)
 CROSS_ATTENTION_DIM = 64
 PROMPT_TOKENS = 77
 
@@ -143,5 +143,5 @@ def export_model(out_dir, config, unet_state, prompt_embedding, metadata, fp16=F
     _write_json(os.path.join(out_dir, "vae", "config.json"), VAE_CONFIG)
     for name in ("encoder.safetensors", "decoder.safetensors", "LICENSE", "README.md"):
         src, dst = os.path.join(TAESD_DIR, name), os.path.join(out_dir, "vae", name)
-        if os.path.abspath(src) != os.path.abspath(dst):
+        if not (os.path.exists(dst) and os.path.samefile(src, dst)):  # re-exporting data/models/tiny-ldm in place
             shutil.copyfile(src, dst)

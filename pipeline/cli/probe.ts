@@ -15,8 +15,10 @@ import { Runner } from "../dag/runner.ts";
 import { FileIdentity } from "../dag/files.ts";
 import { fmtDuration } from "../dag/progress.ts";
 import { datasetSpecFromConfig, gtAtGrid, loadDataset, readGt } from "../data/dataset.ts";
+import type { Stage } from "../dag/stage.ts";
 import { framesStage } from "../stages/frames.ts";
-import { featuresStage, invertStage } from "../stages/diffusion.ts";
+import { invertStage } from "../stages/invert.ts";
+import { featuresStage } from "../stages/features.ts";
 import { aggregatedFeatures } from "../seg/aggregate.ts";
 import { framesFromBatches, type ProbeClip, probeFeatures } from "../seg/probe.ts";
 import { f32, u8 } from "../tensor/tensor.ts";
@@ -58,13 +60,15 @@ export async function probe(args: string[]): Promise<number> {
   const cacheDir = userPath((options.cache as string | undefined) ?? Deno.env.get("VIDSEG_CACHE") ?? path.join(REPO_ROOT, "results", "cache"));
   // The stages key the backbone by its folder path; checkpoints are re-exported into one folder, so the folder's
   // content hash joins the key here (probe entries are therefore separate from ablate's).
-  const b0 = cfg.backbone as Record<string, unknown>;
-  if (typeof b0.weights === "string") {
-    const id = new FileIdentity(path.join(cacheDir, ".filehash")).identify(path.resolve(b0.weights), "probe");
-    cfg.backbone = { ...b0, weights_content: id };
-  }
+  const weights = (cfg.backbone as Record<string, unknown>).weights;
+  const content = typeof weights === "string"
+    ? new FileIdentity(path.join(cacheDir, ".filehash")).identify(path.resolve(weights), "probe")
+    : null;
+  const keyed = (s: Stage<Record<string, unknown>>) => ({ ...s, params: [...s.params, "probe_weights_content"] });
   const runner = new Runner({ cacheDir, root: REPO_ROOT });
-  const plan = await runner.plan([framesStage, invertStage, featuresStage], [{ name: row.name, config: cfg, units: clips.map((c) => c.name) }]);
+  const plan = await runner.plan([framesStage, keyed(invertStage), keyed(featuresStage)], [
+    { name: row.name, config: { ...cfg, probe_weights_content: content }, units: clips.map((c) => c.name) },
+  ]);
   const summary = await runner.execute(plan);
   runner.progress.end();
 
