@@ -1,5 +1,5 @@
 /**
- * K-Means as scikit-learn 1.5 `KMeans(n_clusters=K, n_init=10)` runs it (ALGORITHM.md §5): data centred on its
+ * K-Means as scikit-learn 1.5 `KMeans(n_clusters=K, n_init=10)` runs it (docs/method.md §5): data centred on its
  * mean, greedy k-means++ init with 2 + ⌊ln K⌋ local trials, Lloyd iterations until the labels stop changing or
  * the squared centre shift ≤ tol · mean feature variance, empty clusters relocated to the farthest points, a
  * final E-step when stopping on tolerance, best of n_init runs by inertia (a run replaces the best only with a

@@ -1,7 +1,7 @@
 /**
  * TAESD (Tiny AutoEncoder for Stable Diffusion, diffusers `AutoencoderTiny`) as ONNX graphs.
  *
- * Conventions (../shared/models/taesd/README.md): images in [0, 1], latents directly in the UNet's scaled latent
+ * Conventions (tests/fixtures/taesd/README.md): images in [0, 1], latents directly in the UNet's scaled latent
  * space (no 0.18215 factor), deterministic encoder. Weight layouts accepted:
  * - `taesd`: taesd.py `nn.Sequential` indices, one file per half (`encoder.safetensors` / `decoder.safetensors`,
  *   or ComfyUI's `taesd_encoder.safetensors` / `taesd_decoder.safetensors`), e.g. `3.conv.0.weight`;
