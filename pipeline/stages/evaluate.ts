@@ -8,6 +8,10 @@
 import type { Json, Stage } from "../dag/stage.ts";
 import { datasetSpecFromConfig, loadDataset } from "../data/dataset.ts";
 import { Evaluator, pairWithGt } from "../metrics/evaluate.ts";
+import { groupOf, keysOf } from "./params.ts";
+
+/** The dataset keys the stage reads: not `dataset.clips` (the row's clips arrive as `units`). */
+const DATASET_FIELDS = ["kind", "root", "split", "max_frames"];
 
 const pct = (v: number | null) => (v === null ? null : 100 * v);
 
@@ -15,13 +19,13 @@ const pct = (v: number | null) => (v === null ? null : 100 * v);
 export function makeEvaluateStage(labelsStage = "labels"): Stage {
   const clipsOf = (p: Record<string, unknown>) =>
     loadDataset({
-      ...datasetSpecFromConfig(p["dataset"] as Record<string, unknown>),
+      ...datasetSpecFromConfig(groupOf(p, "dataset", DATASET_FIELDS)),
       clips: p.units as string[],
     });
   return {
     name: "evaluate",
     version: 1,
-    params: ["dataset"],
+    params: keysOf("dataset", DATASET_FIELDS),
     upstream: [labelsStage],
     scope: "row",
     role: "metrics",

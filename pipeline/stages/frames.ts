@@ -15,12 +15,16 @@ import { datasetSpecFromConfig, gtAtGrid, loadDataset, readFrame, readGt } from 
 import type { VideoClip } from "../data/clip.ts";
 import { resizeBicubicPil } from "../tensor/ops.ts";
 import type { Tensor } from "../tensor/tensor.ts";
+import { groupOf, keysOf } from "./params.ts";
 
 type P = Record<string, unknown>;
 
+/** The dataset keys the stage reads: not `dataset.clips` (an instance is one clip, `unit`). */
+const DATASET_FIELDS = ["kind", "root", "split", "max_frames"];
+
 /** The clip named `unit` of the configured dataset. */
 export function clipOf(p: P): VideoClip {
-  const spec = { ...datasetSpecFromConfig(p.dataset as Record<string, unknown>), clips: [p.unit as string] };
+  const spec = { ...datasetSpecFromConfig(groupOf(p, "dataset", DATASET_FIELDS)), clips: [p.unit as string] };
   const clips = loadDataset(spec);
   if (clips.length !== 1) fail(`dataset.clips`, `clip "${p.unit}" not found in ${spec.root}`);
   if (clips[0].frames.length === 0) fail(spec.root, `clip "${p.unit}" has no frames`);
@@ -40,7 +44,7 @@ export function processingSize(size0: [number, number], resolution: unknown): [n
 export const framesStage: Stage<P> = {
   name: "frames",
   version: 1,
-  params: ["dataset", "resolution"],
+  params: [...keysOf("dataset", DATASET_FIELDS), "resolution"],
   upstream: [],
   inputFiles: (p) => clipOf(p).frames.flatMap((f) => (f.gt ? [f.image, f.gt] : [f.image])),
   async run(_inputs, p, ctx) {

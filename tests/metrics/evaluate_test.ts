@@ -1,4 +1,5 @@
 import * as path from "node:path";
+import { flatParams } from "../stages/params.ts";
 import { assert, assertAlmostEquals, assertEquals } from "../assert.ts";
 import { UserError } from "../../pipeline/errors.ts";
 import { ROOT } from "../shared.ts";
@@ -8,10 +9,10 @@ import { u8 } from "../../pipeline/tensor/tensor.ts";
 
 const root = path.join(ROOT, "tests/fixtures/datasets/camvid");
 const ctx: StageContext = { progress() {}, log() {} };
-const params = {
+const params = flatParams({
   dataset: { kind: "camvid", root, split: null, clips: ["clipA"], max_frames: null },
   units: ["clipA"],
-};
+});
 
 // Fixture clipA: 3 frames of 6×8; rows 0..3 have GT (⌊x/3⌋ + f) mod 3 for x = 0..7 → per row
 // f0: [0 0 0 1 1 1 2 2], f1: [1 1 1 2 2 2 0 0], f2: [2 2 2 0 0 0 1 1]; rows 4..5 are 11 (void, ignored).

@@ -5,6 +5,7 @@
  * kmeans → cbr → knn stages → simulated ± decoded images at processing size, bilinearly resized to the original
  * size → uint8 difference, blur, Lanczos-filtered argmax → evaluate stage reading the original GT PNGs.
  */
+import { flatParams } from "../stages/params.ts";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -118,10 +119,10 @@ Deno.test("synthetic video: kmeans → cbr → knn → labels → evaluate; batc
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vidseg-e2e-"));
   try {
     await writeSyntheticCamvid(dir, video, "synthetic");
-    const evalParams = {
+    const evalParams = flatParams({
       dataset: { kind: "camvid", root: dir, split: null, clips: "all", max_frames: null },
       units: ["synthetic"],
-    };
+    });
     assertEquals(
       await evaluateStage.inputFiles!(evalParams),
       names.map((n) => path.join(dir, "synthetic/labels", `${n}.png`)),
