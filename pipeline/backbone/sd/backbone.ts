@@ -10,6 +10,7 @@ import { addNoise, gaussianNoise } from "../sampler/noise.ts";
 import { conditionalHalf, framesToImages01, images01ToFrames } from "../frames.ts";
 import type { Backbone, BackboneParams, BatchInput, GroupOptions, ModSample } from "../types.ts";
 import type { ModulationSetup, PassRecord, SamplerParams } from "../types.ts";
+import { blendEnd, INJECTED_POSITIONS } from "../modulation.ts";
 import { tapName } from "./unet.ts";
 import { condOf, MICRO_BATCH, unetLayoutOf, unetRowBytes, vaeOf, VariantRunner } from "./models.ts";
 import {
@@ -20,8 +21,8 @@ import {
   type UnmodulatedRecord,
 } from "./passes.ts";
 
-/** Decoder positions whose attention is injected (every up-path position with a transformer, 3..11). */
-export const INJECT_POSITIONS = [3, 4, 5, 6, 7, 8, 9, 10, 11];
+/** Decoder positions whose attn1 q/k and attn2 out are injected. */
+export const INJECT_POSITIONS = INJECTED_POSITIONS;
 
 /** Tap names injected at positions `ps`: attn1 q, attn1 k and attn2 out of each. */
 function injectNamesAt(ps: readonly number[]): string[] {
@@ -116,8 +117,7 @@ export class SdBackbone implements Backbone {
       tokens: gh * gw,
       injection: m.injection,
       injectNames,
-      // Blending on steps t_m..t_m+1 (SD code), or to the last step with blend_until_end (docs/method.md §8.4).
-      blendEnd: !m.latent_blending ? -1 : m.blend_until_end ? s.steps - 1 : s.t_m + 1,
+      blendEnd: blendEnd(s, m),
       grid: [gh, gw],
       reusePrefix: setup.reusePrefix,
       // At the split (the modulated block's input) only positions from there on still read injected tensors.

@@ -15,9 +15,10 @@ import type { Tensor } from "../../tensor/tensor.ts";
 import type { UNetRequest, UNetResult, UNetRunner } from "./passes.ts";
 import type { BackboneParams } from "../types.ts";
 import { graphCacheDir, loadedModels, memo, taesdFolder, vaeBatch } from "../pool.ts";
+import { CPU_ROWS_PER_RUN } from "../modulation.ts";
 
 /** Samples per ONNX run; bounds activation memory (a batch is split into micro-batches). */
-export const MICRO_BATCH = 28;
+export const MICRO_BATCH = CPU_ROWS_PER_RUN;
 
 /** A UNet variant of `b`, loaded once per process. */
 export function unetVariant(b: BackboneParams, opts: UNetLoadOptions): Promise<UNet> {

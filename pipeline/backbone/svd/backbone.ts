@@ -19,6 +19,7 @@ import type { Backbone, BackboneParams, BatchInput, GroupOptions, ModSample } fr
 import type { ModulationSetup, PassRecord, SamplerParams } from "../types.ts";
 import { svdConditioning, svdCondNoise, svdDecoderOf, svdVaeOf } from "./models.ts";
 import { vaeBatch } from "../pool.ts";
+import { blendEnd, INJECTED_POSITIONS } from "../modulation.ts";
 import {
   svdModulatedPasses,
   type SvdModulationSettings,
@@ -29,7 +30,7 @@ import {
 } from "./passes.ts";
 
 /** Up-path positions whose temporal self-attention q/k are injected (docs/method.md §8.3, SVD). */
-export const SVD_INJECT_POSITIONS = [3, 4, 5, 6, 7, 8, 9, 10, 11];
+export const SVD_INJECT_POSITIONS = INJECTED_POSITIONS;
 
 /** SVD tap name of a transformer tensor at up-path position i, e.g. `up.pos07.spatial.attn1_q`. */
 export function svdTap(i: number, kind: "spatial.attn1_q" | "temporal.attn1_q" | "temporal.attn1_k"): string {
@@ -116,8 +117,7 @@ export class SvdBackbone implements Backbone {
       lambda: m.lambda,
       tokens: gh * gw,
       injectNames,
-      // Blending to the last step with blend_until_end (SVD code), else t_m..t_m+1 (docs/method.md §8.4).
-      blendEnd: !m.latent_blending ? -1 : m.blend_until_end ? s.steps - 1 : s.t_m + 1,
+      blendEnd: blendEnd(s, m),
       grid: [gh, gw],
     };
     return { frames: F, x0, pass, settings, mod, runner, setup, image: [frames.shape[1], frames.shape[2]] };

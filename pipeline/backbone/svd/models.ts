@@ -19,10 +19,9 @@ import { f32, type Tensor } from "../../tensor/tensor.ts";
 import type { BackboneParams } from "../types.ts";
 import { graphCacheDir, memo, taesdFolder, vaeBatch } from "../pool.ts";
 import { loadVae, type Vae } from "../vae/autoencoder.ts";
+import { CPU_ROWS_PER_RUN } from "../modulation.ts";
 import { framesToImages01, gatherFrames } from "../frames.ts";
 
-/** Frames per UNet run on CPU (the SD runner's micro-batch); SVD runs whole videos, so ⌊28 / F⌋ videos. */
-const FRAMES_PER_RUN = 28;
 
 /**
  * Offset of the conditioning-frame noise stream from `seed`: the reference re-seeds every batch, so every batch
@@ -30,13 +29,13 @@ const FRAMES_PER_RUN = 28;
  */
 export const COND_NOISE_SEED_OFFSET = 1_000_003;
 
-/** An SVD UNet variant of `b`, loaded once per process (videos per run bounded by the CPU micro-batch). */
+/** An SVD UNet variant of `b`, loaded once per process (on CPU ⌊{@link CPU_ROWS_PER_RUN} / F⌋ videos per run). */
 export function svdUNetOf(b: BackboneParams, opts: SvdUNetLoadOptions, frames: number): Promise<SvdUNet> {
   const full: SvdUNetLoadOptions = {
     ...opts,
     provider: b.provider,
     dtype: b.dtype,
-    microBatch: b.provider === "cuda" ? undefined : Math.max(1, Math.floor(FRAMES_PER_RUN / frames)),
+    microBatch: b.provider === "cuda" ? undefined : Math.max(1, Math.floor(CPU_ROWS_PER_RUN / frames)),
     cacheDir: graphCacheDir(),
   };
   return memo(
