@@ -4,12 +4,10 @@
  * @module
  */
 import { shapeOf, type Stage } from "../dag/stage.ts";
-
 import { i32, u8 } from "../tensor/tensor.ts";
 import { cbrFeatures } from "../seg/aggregate.ts";
 import { computeTracks } from "../seg/cbr.ts";
 import { distinctBatches } from "../seg/video.ts";
-
 import { batchFeatures, featureView, planOf, rangesJson } from "./seg_features.ts";
 
 /** CBR trajectories + spatial test per distinct batch (docs/method.md §7 steps 1–2; label-free). */

@@ -3,12 +3,9 @@
  * (artifacts: see `seg_features.ts`).
  * @module
  */
-import { type Json, type Stage } from "../dag/stage.ts";
-
+import type { Json, Stage } from "../dag/stage.ts";
 import { f32, i32 } from "../tensor/tensor.ts";
-
 import { firstFrameLabels, planBatches } from "../seg/video.ts";
-
 import { aggFeatures, featureView } from "./seg_features.ts";
 
 /** K-Means on the first batch + frame-0 assignment (docs/method.md §5). */

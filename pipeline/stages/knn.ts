@@ -4,12 +4,9 @@
  * @module
  */
 import { shapeOf, type Stage } from "../dag/stage.ts";
-
 import { i32 } from "../tensor/tensor.ts";
-
-import { type Tracks } from "../seg/cbr.ts";
+import type { Tracks } from "../seg/cbr.ts";
 import { type BatchRange, contextLoop, distinctBatches } from "../seg/video.ts";
-
 import { aggFeatures, aggSource, featureView, planOf, rangesJson } from "./seg_features.ts";
 
 /** KNN context loop with CBR votes and memory replacement (docs/method.md §6, §7 step 3). */

@@ -34,9 +34,8 @@
  */
 import { type Artifacts, type Json, shapeOf } from "../dag/stage.ts";
 import { normalizeLinf } from "../tensor/ops.ts";
-import { type Tensor } from "../tensor/tensor.ts";
+import type { Tensor } from "../tensor/tensor.ts";
 import { aggregatedFeatures, type RowRange } from "../seg/aggregate.ts";
-
 import { type BatchRange, planBatches } from "../seg/video.ts";
 
 /** What the stages need from the "features" artifact. */
