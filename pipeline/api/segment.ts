@@ -19,6 +19,8 @@ import { fullPalette } from "../report/labels_png.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { checkWritableDir } from "../cli/args.ts";
 import { decodeVideo, isVideoFile, VIDEO_EXTS, writeClipOutputs } from "./segment_outputs.ts";
+import type { ShardSpec } from "../dag/shard.ts";
+import { runShard, type ShardRun } from "../cluster/shard_cli.ts";
 
 /** The config `segment` starts from unless `config` names another: `configs/segment.yaml`. */
 export const SEGMENT_CONFIG: string = path.join(REPO_ROOT, "configs", "segment.yaml");
@@ -51,6 +53,11 @@ export interface SegmentOptions {
   cwd?: string;
   /** Where progress lines go (default stderr); `null` = silent. */
   progress?: TextSink | null;
+  /**
+   * Compute only this shard of the clips into `cacheDir` (shared by the shards) and return no clips: run every
+   * shard, then once without `shard` for the label maps (pipeline/dag/shard.ts).
+   */
+  shard?: ShardSpec;
 }
 
 /** One frame's result. */
@@ -85,6 +92,8 @@ export interface SegmentResult {
   summary: RunSummary;
   /** Wall time (ms). */
   elapsedMs: number;
+  /** With `shard`: what the shard did (and `clips` is empty). */
+  shardRun?: ShardRun;
 }
 
 /** A silent text sink. */
@@ -141,11 +150,12 @@ export async function segment(input: string, opts: SegmentOptions = {}): Promise
     const row = config.rows[0];
     const cfg = row.config as unknown as Record<string, unknown>;
     const clips = loadDataset(datasetSpecFromConfig(cfg.dataset as Record<string, unknown>));
-    const plan = await runner.plan(stages, [{
-      name: row.name,
-      config: cfg,
-      units: clips.map((c) => c.name),
-    }]);
+    const rows = [{ name: row.name, config: cfg, units: clips.map((c) => c.name) }];
+    const plan = await runner.plan(stages, rows);
+    if (opts.shard) {
+      const shardRun = await runShard(runner, plan, opts.shard, rows);
+      return { clips: [], summary: shardRun.summary, elapsedMs: shardRun.elapsedMs, shardRun };
+    }
     const summary = await runner.execute(plan);
     runner.progress.end();
     // One output folder per clip (a folder of frames is one clip; a folder of clip folders is several).
