@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import sharp from "sharp";
 import { UserError } from "../errors.ts";
+import { acquireLock } from "../dag/lock.ts";
 import { type Rgb, writeLabelMaps } from "../report/labels_png.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 
@@ -22,6 +23,18 @@ export function isVideoFile(file: string): boolean {
 export async function decodeVideo(file: string, dir: string): Promise<string> {
   const done = path.join(dir, ".complete");
   if (fs.existsSync(done)) return dir;
+  // Shards on several hosts may start at once: one decodes, the others wait for it.
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  const lock = await acquireLock(`${dir}.lock`);
+  try {
+    if (fs.existsSync(done)) return dir;
+    return await decodeInto(file, dir, done);
+  } finally {
+    lock.release();
+  }
+}
+
+async function decodeInto(file: string, dir: string, done: string): Promise<string> {
   let ok = false;
   try {
     const probe = await new Deno.Command("ffmpeg", { args: ["-version"], stdout: "null", stderr: "null" })

@@ -10,11 +10,12 @@ import * as path from "node:path";
 import { UserError } from "../errors.ts";
 import { REPO_ROOT } from "../config/paths.ts";
 import { fmtDuration } from "../dag/progress.ts";
-import { ablate as runAblate, ablatePlan, defaultCacheDir } from "../api/ablate.ts";
+import { ablate as runAblate, ablatePlan, ablateShard, defaultCacheDir } from "../api/ablate.ts";
+import { shardOption } from "../cluster/shard_cli.ts";
 import { helpText, type OptionSpec, parseArgs, userCwd, userPath } from "./args.ts";
 import { runMain } from "./main.ts";
 
-const USAGE = "deno task ablate [--plan] [--set KEY=VALUE]... [--cache DIR] [--rows A,B] CONFIG";
+const USAGE = "deno task ablate [--plan] [--shard I/N] [--set KEY=VALUE]... [--cache DIR] [--rows A,B] CONFIG";
 const OPTIONS: Record<string, OptionSpec> = {
   plan: {
     type: "boolean",
@@ -26,6 +27,12 @@ const OPTIONS: Record<string, OptionSpec> = {
     doc: "override a config key in every row (rows.NAME.KEY=VALUE: one row); repeatable",
   },
   rows: { type: "string", value: "A,B", doc: "run only these rows" },
+  shard: {
+    type: "string",
+    value: "I/N",
+    doc: "compute only shard I of N (0 ≤ I < N) into the shared cache, write no results; " +
+      "run every shard, then once without --shard for the results (with --plan: show the split)",
+  },
   cache: { type: "string", value: "DIR", doc: "cache directory (default $VIDSEG_CACHE or results/cache)" },
   results: { type: "string", value: "DIR", doc: "results root (default $VIDSEG_RESULTS or results/)" },
   stages: {
@@ -49,6 +56,7 @@ export async function ablate(args: string[]): Promise<number> {
   const rowsWanted = typeof options.rows === "string"
     ? options.rows.split(",").map((s) => s.trim()).filter(Boolean)
     : [];
+  const shard = shardOption(options.shard);
   const cacheDir = userPath((options.cache as string | undefined) ?? defaultCacheDir());
   const resultsRoot = userPath(
     (options.results as string | undefined) ?? Deno.env.get("VIDSEG_RESULTS") ??
@@ -62,7 +70,13 @@ export async function ablate(args: string[]): Promise<number> {
     cwd: userCwd(),
   };
   if (options.plan) {
-    console.log(await ablatePlan(positionals[0], common));
+    console.log(await ablatePlan(positionals[0], { ...common, shard: shard ?? undefined }));
+    return 0;
+  }
+  if (shard) {
+    const s = await ablateShard(positionals[0], { ...common, shard });
+    if (s.stageTable) console.error(s.stageTable);
+    console.error(`ablate: ${s.line} (${fmtDuration(s.elapsedMs)})`);
     return 0;
   }
   const r = await runAblate(positionals[0], { ...common, resultsDir: resultsRoot });

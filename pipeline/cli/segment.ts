@@ -14,8 +14,10 @@ import { defaultCacheDir } from "../api/ablate.ts";
 import { segment as runSegment } from "../api/segment.ts";
 import { helpText, type OptionSpec, parseArgs, userCwd, userPath } from "./args.ts";
 import { runMain } from "./main.ts";
+import { shardOption } from "../cluster/shard_cli.ts";
 
-const USAGE = "deno task segment [--k K] [--resolution WxH] [--weights DIR] [--out DIR] [--set KEY=VALUE]... INPUT";
+const USAGE =
+  "deno task segment [--k K] [--resolution WxH] [--weights DIR] [--out DIR] [--set KEY=VALUE]... [--shard I/N] INPUT";
 const OPTIONS: Record<string, OptionSpec> = {
   k: { type: "string", value: "K", doc: "number of K-Means clusters (default from configs/segment.yaml)" },
   resolution: { type: "string", value: "WxH", doc: "processing size, multiples of 64 (default: the config's)" },
@@ -24,6 +26,12 @@ const OPTIONS: Record<string, OptionSpec> = {
   set: { type: "list", value: "KEY=VALUE", doc: "override any config key; repeatable" },
   config: { type: "string", value: "FILE", doc: "base config (default configs/segment.yaml)" },
   cache: { type: "string", value: "DIR", doc: "cache directory (default $VIDSEG_CACHE or results/cache)" },
+  shard: {
+    type: "string",
+    value: "I/N",
+    doc: "compute only shard I of N (0 ≤ I < N) of the clips into the shared cache, write no outputs; " +
+      "run every shard, then once without --shard for the outputs",
+  },
   help: { type: "boolean", short: "h", doc: "show this help" },
 };
 
@@ -48,13 +56,20 @@ export async function segment(args: string[]): Promise<number> {
     if (!m) throw new UserError(`--resolution ${options.resolution}: expected WxH, e.g. 448x256`);
     set.push(`resolution=[${m[1]}, ${m[2]}]`);
   }
+  const shard = shardOption(options.shard) ?? undefined;
   const r = await runSegment(positionals[0], {
+    shard,
     set,
     config: options.config as string | undefined,
     cacheDir: userPath((options.cache as string | undefined) ?? defaultCacheDir()),
     outDir,
     cwd: userCwd(),
   });
+  if (r.shardRun) {
+    if (r.shardRun.stageTable) console.error(r.shardRun.stageTable);
+    console.error(`segment: ${r.shardRun.line} (${fmtDuration(r.elapsedMs)})`);
+    return 0;
+  }
   console.error(`segment: ${r.summary.line} (${fmtDuration(r.elapsedMs)})`);
   for (const c of r.clips) console.log(c.written);
   return 0;
