@@ -24,9 +24,9 @@ export interface SessionOptions {
   optimization?: "disabled" | "basic" | "extended" | "all";
   /**
    * Write the optimised graph to `path`, its initializers of at least 1 KiB to `dataName` (a file name beside
-   * `path`), while creating the session.
+   * `path`), while creating the session; with `prepacked`, also the weights as the CPU kernels pre-pack them.
    */
-  saveOptimized?: { path: string; dataName: string };
+  saveOptimized?: { path: string; dataName: string; prepacked?: boolean };
 }
 
 const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
@@ -147,6 +147,7 @@ export async function createSession(
       session: {
         optimized_model_external_initializers_file_name: opts.saveOptimized.dataName,
         optimized_model_external_initializers_min_size_in_bytes: "1024",
+        save_external_prepacked_constant_initializers: opts.saveOptimized.prepacked ? "1" : "0",
       },
     };
   }

@@ -7,7 +7,7 @@
  * already stored is referenced, not copied) and the built graph and its side file are deleted. What stays on
  * disk per variant is the optimised graph (a few hundred KB) referencing the store; the store holds every
  * weight once, in the form the CPU kernels read. Later sessions load the optimised graph with optimisation
- * disabled, the weights memory-mapped from the store.
+ * disabled, the weights (pre-packed for the CPU kernels, see {@link savePrepacked}) memory-mapped from the store.
  *
  * The optimised form is specific to the CPU and onnxruntime version (both in its name). On CUDA the plain
  * graph references the shared store and is optimised at every start.
@@ -38,10 +38,19 @@ export interface OpenedGraph {
   session: Session;
 }
 
-/** Signature of this machine for optimised graphs: onnxruntime version, CPU model, architecture. */
-function machineSignature(): string {
+/**
+ * Whether the saved form also holds the weights pre-packed for the CPU kernels ($VIDSEG_PREPACKED, default 1):
+ * the session then starts without re-packing (SD 2.1 UNet: seconds instead of tens of seconds) for ≈ 1.35× the
+ * weights on disk (the packed MatMul weights beside the plain ones); 0 keeps the store at ≈ 1× the weights.
+ */
+export function savePrepacked(): boolean {
+  return (Deno.env.get("VIDSEG_PREPACKED") ?? "1") !== "0";
+}
+
+/** Signature of this machine for optimised graphs: onnxruntime version, CPU model, architecture, packing. */
+function machineSignature(prepacked: boolean): string {
   return createHash("sha256")
-    .update(`${ort.env.versions?.common ?? ""}|${os.cpus()[0]?.model ?? ""}|${os.arch()}`)
+    .update(`${ort.env.versions?.common ?? ""}|${os.cpus()[0]?.model ?? ""}|${os.arch()}|${prepacked}`)
     .digest("hex").slice(0, 10);
 }
 
@@ -64,7 +73,8 @@ export async function openSharedGraph(
   }
   const dir = opts.dir ?? defaultGraphCacheDir();
   const store = storePath(opts);
-  const opt = path.join(dir, `${opts.name}-${graphHash(opts)}.opt-${machineSignature()}.onnx`);
+  const prepacked = savePrepacked();
+  const opt = path.join(dir, `${opts.name}-${graphHash(opts)}.opt-${machineSignature(prepacked)}.onnx`);
   const facts = (built: boolean, buildMs: number, fromOptimized: boolean, ms: number): CachedGraph => ({
     path: opt,
     built,
@@ -88,7 +98,7 @@ export async function openSharedGraph(
     const tmp = path.join(scratch, "optimized.onnx");
     const s = await createSession({ path: plain.path }, {
       ...session,
-      saveOptimized: { path: tmp, dataName: "optimized.onnx.data" },
+      saveOptimized: { path: tmp, dataName: "optimized.onnx.data", prepacked },
     });
     const w = WeightStore.open(store);
     try {

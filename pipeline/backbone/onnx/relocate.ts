@@ -94,23 +94,31 @@ function relocateTensor(b: Uint8Array, f: Field, dir: string, store: WeightStore
     if (k && v) ext[dec.decode(b.subarray(...k.body!))] = dec.decode(b.subarray(...v.body!));
   }
   if (!ext.location) return null;
-  const extra = Object.keys(ext).filter((k) => !["location", "offset", "length", "checksum"].includes(k));
-  if (extra.length) throw new Error(`onnx relocate: unsupported external_data keys ${extra.join(", ")}`);
   const file = path.join(dir, ext.location);
   let fd = files.get(file);
   if (fd === undefined) files.set(file, fd = fs.openSync(file, "r"));
-  const data = new Uint8Array(Number(ext.length ?? fs.fstatSync(fd).size));
-  let r = 0;
-  while (r < data.length) r += fs.readSync(fd, data, r, data.length - r, Number(ext.offset ?? 0) + r);
-  const ref = store.put(data);
-  const kept = tf.filter((x) => x.no !== 13 && x.no !== 14).map((x) => b.subarray(x.start, x.end));
-  return lenField(5, [
-    ...kept,
+  const move = (offset: number, length: number) => {
+    const data = new Uint8Array(length);
+    let r = 0;
+    while (r < length) r += fs.readSync(fd!, data, r, length - r, offset + r);
+    return store.put(data);
+  };
+  const ref = move(Number(ext.offset ?? 0), Number(ext.length ?? fs.fstatSync(fd).size));
+  const entries: Uint8Array[] = [
     ...entry("location", ref.location),
     ...entry("offset", String(ref.offset)),
     ...entry("length", String(ref.length)),
-    Uint8Array.from([14 * 8, 1]), // data_location = EXTERNAL
-  ]);
+  ];
+  for (const [k, v] of Object.entries(ext)) {
+    if (["location", "offset", "length"].includes(k)) continue;
+    // Weights onnxruntime pre-packed for its kernels: "<kernel>+<hash>|offset;length;<flag>" in the same file.
+    const m = /^prepacked_\d+$/.test(k) ? /^([^|]*)\|(\d+);(\d+);(.*)$/.exec(v) : null;
+    if (!m) throw new Error(`onnx relocate: unsupported external_data entry ${k}=${v}`);
+    const p = move(Number(m[2]), Number(m[3]));
+    entries.push(...entry(k, `${m[1]}|${p.offset};${p.length};${m[4]}`));
+  }
+  const kept = tf.filter((x) => x.no !== 13 && x.no !== 14).map((x) => b.subarray(x.start, x.end));
+  return lenField(5, [...kept, ...entries, Uint8Array.from([14 * 8, 1])]); // data_location = EXTERNAL
 }
 
 /**
