@@ -20,7 +20,7 @@ import { loadVae } from "../backbone/models/autoencoder.ts";
 import { parseUNetConfig, type UNetLayout } from "../backbone/models/unet_config.ts";
 import { specParams, unetSpec } from "../backbone/models/unet_spec.ts";
 import { tapName } from "../backbone/models/unet_taps.ts";
-import { parseKlConfig, klSpec } from "../backbone/models/vae.ts";
+import { klSpec, parseKlConfig } from "../backbone/models/vae.ts";
 import { type ParamSpec, RandomWeights } from "../backbone/weights/weight_map.ts";
 import {
   type BackboneParams,
@@ -32,7 +32,7 @@ import {
 } from "../stages/backbone.ts";
 import type { UNetRequest } from "../stages/passes.ts";
 import { f32, numel, type Tensor } from "../tensor/tensor.ts";
-import { unetMacs, totalMacs, variantShapeOf } from "./flops.ts";
+import { totalMacs, unetMacs, variantShapeOf } from "./flops.ts";
 import { peakRss, resetPeakRss } from "./rss.ts";
 
 /** SD 2.1-base vae/config.json (architecture keys). */
@@ -52,7 +52,13 @@ export const SD21_VAE = {
 };
 
 /** Image size of the bench batch (W×H) and the modulated/split position and injected positions of Table 2. */
-export const SD21_BENCH = { width: 448, height: 320, block: 7, inject: [3, 4, 5, 6, 7, 8, 9, 10, 11], features: [6, 7, 8] };
+export const SD21_BENCH = {
+  width: 448,
+  height: 320,
+  block: 7,
+  inject: [3, 4, 5, 6, 7, 8, 9, 10, 11],
+  features: [6, 7, 8],
+};
 
 /** Write `spec` from {@link RandomWeights} as a safetensors file, one tensor at a time (never all in memory). */
 function writeRandomSafetensors(file: string, spec: ParamSpec, seed: number): number {
@@ -176,12 +182,26 @@ export async function runSd21(
   const sample = f32([maxB, 4, lh, lw], randn(maxB * 4 * lh * lw, 7));
   const context = f32([maxB, 77, C], randn(maxB * 77 * C, 8).map((x) => x * 0.3));
   const featureTaps = SD21_BENCH.features.map((i) => tapName(i, "attn1_q"));
-  const injectTaps = SD21_BENCH.inject.flatMap((i) => [tapName(i, "attn1_q"), tapName(i, "attn1_k"), tapName(i, "attn2_out")]);
+  const injectTaps = SD21_BENCH.inject.flatMap((
+    i,
+  ) => [tapName(i, "attn1_q"), tapName(i, "attn1_k"), tapName(i, "attn2_out")]);
   let recorded: { taps: Record<string, Tensor<"F32">>; prefix: Record<string, Tensor<"F32">> } | null = null;
   // The three requests of the stages: features (truncated taps), modulate's recording pass, modulated suffix.
   const requests: Record<string, (B: number) => UNetRequest> = {
-    features: (B) => ({ sample: firstRows({ s: sample }, B).s, timestep: 400, context: firstRows({ c: context }, B).c, taps: featureTaps, needEps: false }),
-    record: (B) => ({ sample: firstRows({ s: sample }, B).s, timestep: 400, context: firstRows({ c: context }, B).c, taps: injectTaps, exposePrefix: true }),
+    features: (B) => ({
+      sample: firstRows({ s: sample }, B).s,
+      timestep: 400,
+      context: firstRows({ c: context }, B).c,
+      taps: featureTaps,
+      needEps: false,
+    }),
+    record: (B) => ({
+      sample: firstRows({ s: sample }, B).s,
+      timestep: 400,
+      context: firstRows({ c: context }, B).c,
+      taps: injectTaps,
+      exposePrefix: true,
+    }),
     modulated: (B) => {
       const inj = Object.fromEntries(
         Object.entries(recorded!.taps).filter(([k]) => Number(/pos(\d\d)/.exec(k)![1]) >= SD21_BENCH.block),
@@ -261,12 +281,15 @@ export async function runSd21(
     await run(name, maxB);
     const u = (await loadedUNets()).at(-1)!;
     res.session_cached_s[name] = (u.graph.start?.ms ?? 0) / 1000;
-    if (!u.graph.start?.fromOptimized) throw new Error(`sd21: ${name} did not reopen from its optimised form`);
+    if (!u.graph.start?.fromOptimized) {
+      throw new Error(`sd21: ${name} did not reopen from its optimised form`);
+    }
     log(`sd21: ${name}: cached session ${res.session_cached_s[name].toFixed(1)} s`);
   }
   for (const u of await loadedUNets()) await u.release();
   releaseModels();
-  res.activations_bytes = unetRowBytes(layout, lh, lw, SD21_BENCH.inject, SD21_BENCH.block).activations * maxB;
+  res.activations_bytes = unetRowBytes(layout, lh, lw, SD21_BENCH.inject, SD21_BENCH.block).activations *
+    maxB;
 
   // Decoders: s/frame of the KL-VAE and of TAESD on latents of the bench size.
   const frames = quick ? 1 : 2;
@@ -287,6 +310,11 @@ if (import.meta.main) {
   const i = Deno.args.indexOf("--work");
   const work = i >= 0 ? Deno.args[i + 1] : Deno.makeTempDirSync({ prefix: "vidseg-sd21-" });
   const m = Deno.args.indexOf("--model");
-  const r = await runSd21(work, Deno.args.includes("--quick"), (m) => console.error(m), m >= 0 ? Deno.args[m + 1] : undefined);
+  const r = await runSd21(
+    work,
+    Deno.args.includes("--quick"),
+    (m) => console.error(m),
+    m >= 0 ? Deno.args[m + 1] : undefined,
+  );
   console.log(JSON.stringify(r));
 }

@@ -90,9 +90,7 @@ export function cachedGraph(opts: CachedGraphOptions, build: (g: GraphBuilder) =
   const external = shared || opts.weightBytes >= (opts.externalThreshold ?? 1.8e9);
   const hash = graphHash(opts);
   const file = path.join(dir, `${opts.name}-${hash}.onnx`);
-  const dataFile = shared ? storePath(opts) : external
-    ? `${file}.data`
-    : "";
+  const dataFile = shared ? storePath(opts) : external ? `${file}.data` : "";
   const result = (built: boolean, buildMs: number): CachedGraph => ({
     path: file,
     built,
@@ -151,7 +149,10 @@ export function graphHash(opts: CachedGraphOptions): string {
 /** The shared weights store of `opts.sharedWeights` (and dtype) in the cache directory. */
 export function storePath(opts: CachedGraphOptions): string {
   const dir = opts.dir ?? defaultGraphCacheDir();
-  return path.join(dir, `${opts.name}-weights-${shortHash({ w: opts.sharedWeights, dtype: opts.dtype ?? "F32" })}.bin`);
+  return path.join(
+    dir,
+    `${opts.name}-weights-${shortHash({ w: opts.sharedWeights, dtype: opts.dtype ?? "F32" })}.bin`,
+  );
 }
 
 function shortHash(v: unknown): string {

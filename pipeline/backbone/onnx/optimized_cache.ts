@@ -93,7 +93,10 @@ export async function openSharedGraph(
   // Build with a private side file in a scratch folder beside the store, optimise, move into the store.
   const scratch = `${tempPath(path.join(dir, "build"))}.d`;
   try {
-    const plain = cachedGraph({ ...opts, dir: scratch, sharedWeights: undefined, externalThreshold: 0 }, build);
+    const plain = cachedGraph(
+      { ...opts, dir: scratch, sharedWeights: undefined, externalThreshold: 0 },
+      build,
+    );
     const t1 = performance.now();
     const tmp = path.join(scratch, "optimized.onnx");
     const s = await createSession({ path: plain.path }, {

@@ -13,7 +13,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { WeightStore } from "./weight_store.ts";
 
-interface Field {
+/** One protobuf field of an encoded message. */
+export interface Field {
   no: number;
   wire: number;
   /** Whole field (tag included). */
@@ -33,7 +34,8 @@ function readVarint(b: Uint8Array, pos: number): [number, number] {
   }
 }
 
-function fields(b: Uint8Array, from = 0, to = b.length): Field[] {
+/** The fields of the message in `b[from, to)`, in order. */
+export function fields(b: Uint8Array, from = 0, to = b.length): Field[] {
   const out: Field[] = [];
   let pos = from;
   while (pos < to) {
@@ -84,7 +86,13 @@ function join(parts: Uint8Array[]): Uint8Array {
 }
 
 /** Rewrite one TensorProto; returns null when it holds its data inline. */
-function relocateTensor(b: Uint8Array, f: Field, dir: string, store: WeightStore, files: Map<string, number>) {
+function relocateTensor(
+  b: Uint8Array,
+  f: Field,
+  dir: string,
+  store: WeightStore,
+  files: Map<string, number>,
+) {
   const [s, e] = f.body!;
   const tf = fields(b, s, e);
   const ext: Record<string, string> = {};

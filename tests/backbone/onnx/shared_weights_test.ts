@@ -45,9 +45,13 @@ function paramBytes(): number {
 function modulationOf(): { position: number; input: Tensor<"F32"> } {
   const key = Object.keys(modv).find((k) => /^mod\.up\.pos\d\d\.attn2_out$/.test(k))!;
   const position = Number(/pos(\d\d)/.exec(key)![1]);
-  const B = modv["input.sample"].shape[0], tokens = modv["mod.mask_tokens"].data, lambda = modv["mod.lambda"].data[0];
+  const B = modv["input.sample"].shape[0],
+    tokens = modv["mod.mask_tokens"].data,
+    lambda = modv["mod.lambda"].data[0];
   const out = new Float32Array(B * tokens.length);
-  for (let b = 0; b < B; b++) for (let i = 0; i < tokens.length; i++) out[b * tokens.length + i] = lambda * tokens[i];
+  for (let b = 0; b < B; b++) {
+    for (let i = 0; i < tokens.length; i++) out[b * tokens.length + i] = lambda * tokens[i];
+  }
   return { position, input: f32([B, tokens.length, 1], out) };
 }
 
