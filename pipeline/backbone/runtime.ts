@@ -123,9 +123,9 @@ export async function createSession(
   if (provider === "cuda" && !cudaAvailable()) {
     fail(
       "backbone.provider",
-      "cuda requested but onnxruntime-node has no CUDA execution provider here; install it with " +
-        "`ONNXRUNTIME_NODE_INSTALL=cuda12 npm install onnxruntime-node` (or rerun its install script with " +
-        "--onnxruntime-node-install=cuda12) on a machine with CUDA 12 + cuDNN 9, or use provider: cpu",
+      "cuda requested but onnxruntime-node has no CUDA execution provider here; on a machine with CUDA 12 + " +
+        "cuDNN 9 run `ONNXRUNTIME_NODE_INSTALL=cuda12 deno run -A node_modules/onnxruntime-node/script/install.js` " +
+        "(Deno skips npm install scripts unless allowed), or use provider: cpu",
     );
   }
   if (provider !== "cpu" && provider !== "cuda") {
