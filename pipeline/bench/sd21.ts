@@ -170,8 +170,24 @@ export async function runSd21(
   model?: string,
 ): Promise<Sd21Result> {
   const cache = path.join(work, "graphs");
+  const before = Deno.env.get("VIDSEG_GRAPH_CACHE");
   Deno.env.set("VIDSEG_GRAPH_CACHE", cache);
-  log("sd21: writing the random-weight SD 2.1-base folder");
+  try {
+    return await measure(work, cache, quick, log, model);
+  } finally {
+    if (before === undefined) Deno.env.delete("VIDSEG_GRAPH_CACHE");
+    else Deno.env.set("VIDSEG_GRAPH_CACHE", before);
+  }
+}
+
+async function measure(
+  work: string,
+  cache: string,
+  quick: boolean,
+  log: (m: string) => void,
+  model?: string,
+): Promise<Sd21Result> {
+  if (!model) log("sd21: writing the random-weight SD 2.1-base folder");
   const { root, layout, weightBytes } = model ? modelFolder(model) : sd21Folder(work);
   const lh = SD21_BENCH.height / 8, lw = SD21_BENCH.width / 8;
   const b: BackboneParams = { kind: "sd", weights: root };
