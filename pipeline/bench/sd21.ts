@@ -15,22 +15,17 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { SD21_BASE_UNET } from "../backbone/bench_unet.ts";
-import { loadVae } from "../backbone/models/autoencoder.ts";
-import { parseUNetConfig, type UNetLayout } from "../backbone/models/unet_config.ts";
-import { specParams, unetSpec } from "../backbone/models/unet_spec.ts";
-import { tapName } from "../backbone/models/unet_taps.ts";
-import { klSpec, parseKlConfig } from "../backbone/models/vae.ts";
+import { SD21_BASE_UNET } from "./sd_unet.ts";
+import { loadVae } from "../backbone/vae/autoencoder.ts";
+import { parseUNetConfig, type UNetLayout } from "../backbone/sd/config.ts";
+import { specParams, unetSpec } from "../backbone/sd/spec.ts";
+import { tapName } from "../backbone/blocks/taps.ts";
+import { klSpec, parseKlConfig } from "../backbone/vae/kl.ts";
 import { type ParamSpec, RandomWeights } from "../backbone/weights/weight_map.ts";
-import {
-  type BackboneParams,
-  loadedUNets,
-  releaseModels,
-  taesdFolder,
-  unetRowBytes,
-  VariantRunner,
-} from "../stages/backbone.ts";
-import type { UNetRequest } from "../stages/passes.ts";
+import { releaseModels, taesdFolder } from "../backbone/pool.ts";
+import { loadedUNets, unetRowBytes, VariantRunner } from "../backbone/sd/models.ts";
+import type { UNetRequest } from "../backbone/sd/passes.ts";
+import type { BackboneParams } from "../backbone/types.ts";
 import { f32, numel, type Tensor } from "../tensor/tensor.ts";
 import { totalMacs, unetMacs, variantShapeOf } from "./flops.ts";
 import { peakRss, resetPeakRss } from "./rss.ts";
@@ -190,7 +185,7 @@ async function measure(
   if (!model) log("sd21: writing the random-weight SD 2.1-base folder");
   const { root, layout, weightBytes } = model ? modelFolder(model) : sd21Folder(work);
   const lh = SD21_BENCH.height / 8, lw = SD21_BENCH.width / 8;
-  const b: BackboneParams = { kind: "sd", weights: root };
+  const b: BackboneParams = { kind: "sd", weights: root, provider: "cpu", dtype: "fp32" };
   const runner = new VariantRunner(b, SD21_BENCH.block, SD21_BENCH.inject);
   const batches = quick ? [1, 2] : [1, 2, 4];
   const maxB = batches[batches.length - 1];

@@ -6,21 +6,16 @@
  * `results/<config>/` (metrics.csv/.md, class_iou.csv, metrics.svg/.png, <row>/<clip>/<frame>.png).
  * @module
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
-import { pathToFileURL } from "node:url";
 import { UserError } from "../errors.ts";
-import { loadConfig, type LoadedConfig, selectRows } from "../config/load.ts";
 import { REPO_ROOT } from "../config/paths.ts";
-import { registeredStages, resolveUnits } from "../dag/registry.ts";
-import { Runner } from "../dag/runner.ts";
 import { fmtDuration } from "../dag/progress.ts";
-import type { RowSpec } from "../dag/plan.ts";
-import { writeAblateResults } from "../report/collect.ts";
-import { checkWritableDir, helpText, type OptionSpec, parseArgs, userCwd, userPath } from "./args.ts";
+import { ablate as runAblate, ablatePlan, ablateShard, defaultCacheDir } from "../api/ablate.ts";
+import { shardOption } from "../cluster/shard_cli.ts";
+import { helpText, type OptionSpec, parseArgs, userCwd, userPath } from "./args.ts";
 import { runMain } from "./main.ts";
 
-const USAGE = "deno task ablate [--plan] [--set KEY=VALUE]... [--cache DIR] [--rows A,B] CONFIG";
+const USAGE = "deno task ablate [--plan] [--shard I/N] [--set KEY=VALUE]... [--cache DIR] [--rows A,B] CONFIG";
 const OPTIONS: Record<string, OptionSpec> = {
   plan: {
     type: "boolean",
@@ -32,6 +27,12 @@ const OPTIONS: Record<string, OptionSpec> = {
     doc: "override a config key in every row (rows.NAME.KEY=VALUE: one row); repeatable",
   },
   rows: { type: "string", value: "A,B", doc: "run only these rows" },
+  shard: {
+    type: "string",
+    value: "I/N",
+    doc: "compute only shard I of N (0 ≤ I < N) into the shared cache, write no results; " +
+      "run every shard, then once without --shard for the results (with --plan: show the split)",
+  },
   cache: { type: "string", value: "DIR", doc: "cache directory (default $VIDSEG_CACHE or results/cache)" },
   results: { type: "string", value: "DIR", doc: "results root (default $VIDSEG_RESULTS or results/)" },
   stages: {
@@ -41,19 +42,6 @@ const OPTIONS: Record<string, OptionSpec> = {
   },
   help: { type: "boolean", short: "h", doc: "show this help" },
 };
-
-/** Default module that registers the real stages. */
-export const DEFAULT_STAGES = path.join(REPO_ROOT, "pipeline", "stages", "mod.ts");
-
-/** Import stage modules (they register themselves). Returns the modules imported. */
-async function importStages(modules: string[]): Promise<string[]> {
-  const list = modules.length ? modules.map(userPath) : fs.existsSync(DEFAULT_STAGES) ? [DEFAULT_STAGES] : [];
-  for (const m of list) {
-    if (!fs.existsSync(m)) throw new UserError(`--stages ${m}: module not found`);
-    await import(pathToFileURL(m).href);
-  }
-  return list;
-}
 
 /** The ablate command; returns the exit code. */
 export async function ablate(args: string[]): Promise<number> {
@@ -68,74 +56,41 @@ export async function ablate(args: string[]): Promise<number> {
   const rowsWanted = typeof options.rows === "string"
     ? options.rows.split(",").map((s) => s.trim()).filter(Boolean)
     : [];
-  // Optional rows named with --rows join the table (their results sit beside the default rows').
-  const full = loadConfig(positionals[0], { set: options.set as string[], cwd: userCwd(), include: rowsWanted });
-  const config = rowsWanted.length ? selectRows(full, rowsWanted) : full;
-  const skipped = (full.allRows ?? []).filter((r) => r.optional && !full.rows.some((q) => q.name === r.name));
-  if (skipped.length) {
-    console.error(
-      `note: optional rows ${skipped.map((r) => r.name).join(", ")} not run (they need user weights; name them with --rows)`,
-    );
-  }
-  const imported = await importStages(options.stages as string[]);
-  const stages = registeredStages();
-  if (!stages.length) {
-    const why = imported.length
-      ? imported.join(", ")
-      : `${path.relative(REPO_ROOT, DEFAULT_STAGES)} not found`;
-    console.error(`note: no stages are registered (${why}); nothing to compute`);
-  }
-  const cacheDir = userPath(
-    (options.cache as string | undefined) ?? Deno.env.get("VIDSEG_CACHE") ??
-      path.join(REPO_ROOT, "results", "cache"),
-  );
+  const shard = shardOption(options.shard);
+  const cacheDir = userPath((options.cache as string | undefined) ?? defaultCacheDir());
   const resultsRoot = userPath(
     (options.results as string | undefined) ?? Deno.env.get("VIDSEG_RESULTS") ??
       path.join(REPO_ROOT, "results"),
   );
-  const rowSpecs = async (c: LoadedConfig): Promise<RowSpec[]> => {
-    const out: RowSpec[] = [];
-    for (const r of c.rows) {
-      const cfg = r.config as unknown as Record<string, unknown>;
-      out.push({ name: r.name, config: cfg, units: stages.length ? await resolveUnits(cfg) : [] });
-    }
-    return out;
+  const common = {
+    set: options.set as string[],
+    rows: rowsWanted,
+    cacheDir,
+    stages: (options.stages as string[]).map(userPath),
+    cwd: userCwd(),
   };
-  if (!options.plan) {
-    // Fail before computing, not after hours: the table's folder and every row's folder must be writable.
-    checkWritableDir(path.join(resultsRoot, full.name), "--results");
-    for (const r of config.rows) checkWritableDir(path.join(resultsRoot, full.name, r.name), "--results");
-  }
-  const runner = new Runner({ cacheDir, root: REPO_ROOT });
-  const plan = await runner.plan(stages, await rowSpecs(config));
-  const titles = Object.fromEntries(config.rows.filter((r) => r.title).map((r) => [r.name, r.title!]));
   if (options.plan) {
-    console.log(`${config.file}: ${config.title ?? config.name} — cache ${cacheDir}`);
-    console.log(runner.formatPlan(plan, titles));
+    console.log(await ablatePlan(positionals[0], { ...common, shard: shard ?? undefined }));
     return 0;
   }
-  const summary = await runner.execute(plan);
-  runner.progress.end();
-  console.error(runner.progress.summaryTable(plan.stages.map((s) => s.name)));
-  // The results tables cover every row of the config: rows not selected by --rows contribute the metrics
-  // already in the cache (if any), so a partial run never erases earlier results.
-  const fullPlan = config === full ? plan : await runner.plan(stages, await rowSpecs(full));
-  const outDir = path.join(resultsRoot, full.name);
-  const out = await writeAblateResults(
-    runner,
-    fullPlan,
-    full,
-    outDir,
-    new Set(config.rows.map((r) => r.name)),
-  );
-  const notNeeded = summary.notNeeded ? `, ${summary.notNeeded} not needed` : "";
-  console.error(`ablate: ${summary.line}${notNeeded} (${fmtDuration(runner.progress.elapsedMs())})`);
-  if (out.rowsWithoutMetrics.length && stages.length) {
+  if (shard) {
+    const s = await ablateShard(positionals[0], { ...common, shard });
+    if (s.stageTable) console.error(s.stageTable);
+    console.error(`ablate: ${s.line} (${fmtDuration(s.elapsedMs)})`);
+    return 0;
+  }
+  const r = await runAblate(positionals[0], { ...common, resultsDir: resultsRoot });
+  console.error(r.stageTable);
+  const out = r.output!;
+  const notNeeded = r.summary.notNeeded ? `, ${r.summary.notNeeded} not needed` : "";
+  console.error(`ablate: ${r.summary.line}${notNeeded} (${fmtDuration(r.elapsedMs)})`);
+  if (out.rowsWithoutMetrics.length && r.stages.length) {
     console.error(`note: no metrics for row(s) ${out.rowsWithoutMetrics.join(", ")}`);
   }
   console.log(`results: ${out.files.md}`);
   const others = [out.files.classCsv, out.files.svg, out.files.png].map((f) => path.basename(f)).join(", ");
   console.log(`         ${out.files.csv}, ${others}`);
+  const outDir = path.join(resultsRoot, r.config.name);
   if (out.labelMaps) console.log(`         ${out.labelMaps} label maps under ${outDir}/<row>/<clip>/`);
   return 0;
 }

@@ -1,5 +1,5 @@
 /**
- * Dataset-level mIoU (ALGORITHM.md §10.2, the VSPW evaluator of DVIS++/UniVS from Tube-Link `iou_cal.py`):
+ * Dataset-level mIoU (docs/method.md §10.2, the VSPW evaluator of DVIS++/UniVS from Tube-Link `iou_cal.py`):
  * one confusion matrix accumulated over all annotated frames of all videos. Rows = evaluated GT classes; pixels
  * whose GT is not an evaluated class (ignore values such as VSPW 0/255, CamVid 11) are skipped; a prediction that
  * is not an evaluated class (e.g. a cluster labelled 0 or 255) lands in an extra "void" column, so it counts as a
@@ -10,19 +10,24 @@
 
 /** Per-class and mean IoU (fractions in [0, 1]; null for classes without GT pixels). */
 export interface IouResult {
+  /** Mean IoU over classes with GT pixels (null when there are none). */
   mIoU: number | null;
+  /** IoU per class, in `classIds` order (null: no GT pixels). */
   perClass: (number | null)[];
+  /** The evaluated class ids. */
   classIds: number[];
 }
 
 /** A confusion matrix over `classIds` plus a void prediction column. */
 export class ConfusionMatrix {
+  /** The evaluated class ids (matrix rows, in order). */
   readonly classIds: readonly number[];
   /** [C × (C + 1)] counts, row = GT class index, column = predicted class index (C = void). */
   readonly counts: Float64Array;
   readonly #index = new Map<number, number>();
   readonly #lut = new Int32Array(256).fill(-1);
 
+  /** An empty matrix over these class ids (GT values outside them are ignored). */
   constructor(classIds: readonly number[]) {
     this.classIds = [...classIds];
     this.classIds.forEach((id, i) => {

@@ -10,16 +10,16 @@ import {
   buildClipText,
   clipTextSpec,
   parseClipTextConfig,
-} from "../../../pipeline/backbone/models/clip_text.ts";
-import { readJsonConfig } from "../../../pipeline/backbone/models/model_files.ts";
-import { buildTinyGraph, locateTiny, openTinyWeights } from "../../../pipeline/backbone/models/taesd.ts";
-import { UNet } from "../../../pipeline/backbone/models/unet.ts";
+} from "../../../pipeline/backbone/clip/text.ts";
+import { readJsonConfig } from "../../../pipeline/backbone/model_files.ts";
+import { buildTinyGraph, locateTiny, openTinyWeights } from "../../../pipeline/backbone/vae/taesd.ts";
+import { UNet } from "../../../pipeline/backbone/sd/unet.ts";
 import {
   buildKlDecoder,
   buildKlEncoder,
   openKlWeights,
   parseKlConfig,
-} from "../../../pipeline/backbone/models/vae.ts";
+} from "../../../pipeline/backbone/vae/kl.ts";
 import { GraphBuilder } from "../../../pipeline/backbone/onnx/builder.ts";
 import { hasCudaKernel, opsWithoutCudaKernel } from "../../../pipeline/backbone/onnx/cuda_ops.ts";
 import { modelOpTypes } from "../../../pipeline/backbone/onnx/op_list.ts";

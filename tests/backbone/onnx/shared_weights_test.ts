@@ -7,7 +7,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { UNet } from "../../../pipeline/backbone/models/unet.ts";
+import { UNet } from "../../../pipeline/backbone/sd/unet.ts";
 import { LazySafetensors } from "../../../pipeline/backbone/weights/lazy_safetensors.ts";
 import { f32, maxAbs, maxAbsDiff, numel, type Tensor } from "../../../pipeline/tensor/tensor.ts";
 import { assert, assertEquals, assertLess } from "../../assert.ts";
