@@ -222,17 +222,30 @@ function sd21Markdown(s: NonNullable<BenchResult["sd21"]>): string[] {
     fx(s.unet_gflops[v], 1),
   ]);
   return [
-    `## SD 2.1-base-sized model (random weights, ${s.image[0]}×${s.image[1]}, latent ${s.latent[0]}×${s.latent[1]})`,
+    `## SD 2.1-base-sized model (random weights, ${s.image[0]}×${s.image[1]}, latent ${s.latent[0]}×${
+      s.latent[1]
+    })`,
     "",
     table(
-      ["variant", "build s", "session cold s", "session cached s", ...s.batches.map((b) => `s/sample @${b}`), "GFLOP/s"],
+      [
+        "variant",
+        "build s",
+        "session cold s",
+        "session cached s",
+        ...s.batches.map((b) => `s/sample @${b}`),
+        "GFLOP/s",
+      ],
       rows,
     ),
     "",
     `Weights ${gib(s.weights_bytes)} (fp32); on disk for all variants ${gib(s.variants_disk_bytes)} ` +
-    `(= ${fx(s.variants_disk_bytes / s.weights_bytes, 2)}× the weights; shared store ${gib(s.store_bytes)}). ` +
+    `(= ${fx(s.variants_disk_bytes / s.weights_bytes, 2)}× the weights; shared store ${
+      gib(s.store_bytes)
+    }). ` +
     `Peak RSS of the modulate step (recording pass + modulated suffix open): ${gib(s.peak_rss_bytes)}. ` +
-    `Decode: KL-VAE ${fx(s.decode_s_per_frame.vae, 2)} s/frame, TAESD ${fx(s.decode_s_per_frame.taesd, 3)} s/frame. ` +
+    `Decode: KL-VAE ${fx(s.decode_s_per_frame.vae, 2)} s/frame, TAESD ${
+      fx(s.decode_s_per_frame.taesd, 3)
+    } s/frame. ` +
     `MatMul probe ${fx(s.matmul_gflops, 1)} GFLOP/s.`,
     "",
   ];

@@ -20,11 +20,19 @@ Deno.test("sd21 phase on the conformance model: all variants, cached sessions, d
     assertEquals(Object.keys(r.unet_s_per_sample).sort(), ["features", "modulated", "record"]);
     for (const v of Object.keys(r.unet_s_per_sample)) {
       for (const b of r.batches) assert(r.unet_s_per_sample[v][b] > 0, `${v} @${b}`);
-      assert(r.session_cached_s[v] > 0 && r.unet_gflops[v] > 0, v);
+      assert(r.session_cached_s[v] > 0 && r.unet_gflops[v] > 0 && r.unet_s_per_sample_cached[v] > 0, v);
     }
     const files = fs.readdirSync(path.join(work, "graphs"));
-    assertEquals(files.filter((f) => f.includes(".opt-")).length, 3, `one optimised graph per variant: ${files}`);
-    assert(r.variants_disk_bytes > r.store_bytes && r.store_bytes >= 0.9 * r.weights_bytes, JSON.stringify(r));
+    assertEquals(
+      files.filter((f) => f.includes(".opt-")).length,
+      3,
+      `one optimised graph per variant: ${files}`,
+    );
+    assert(
+      r.variants_disk_bytes > r.store_bytes && r.store_bytes >= 0.9 * r.weights_bytes,
+      JSON.stringify(r),
+    );
+    assert((r.peak_rss_bytes ?? 0) > 0, "peak RSS of the second-run process");
     assert(r.decode_s_per_frame.vae > 0 && r.decode_s_per_frame.taesd > 0, "both decoders timed");
     assertEquals(Deno.env.get("VIDSEG_GRAPH_CACHE"), cacheEnv, "the phase restores the graph cache setting");
   } finally {
