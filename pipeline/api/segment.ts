@@ -15,7 +15,6 @@ import { registeredStages, registerStages } from "../dag/registry.ts";
 import { Runner, type RunSummary } from "../dag/runner.ts";
 import { Progress, type TextSink } from "../dag/progress.ts";
 import { datasetSpecFromConfig, loadDataset } from "../data/dataset.ts";
-import { STAGES } from "../stages/mod.ts";
 import { fullPalette } from "../report/labels_png.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { checkWritableDir } from "../cli/args.ts";
@@ -87,6 +86,7 @@ export interface SegmentedClip {
 
 /** What {@link segment} returns. */
 export interface SegmentResult {
+  /** One entry per clip of the input, in name order. */
   clips: SegmentedClip[];
   /** Counts of stage instances run and cached. */
   summary: RunSummary;
@@ -139,7 +139,9 @@ export async function segment(input: string, opts: SegmentOptions = {}): Promise
     }
     if (opts.resolution !== undefined) set.push(`resolution=[${opts.resolution[0]}, ${opts.resolution[1]}]`);
     const config = loadConfig(opts.config ?? SEGMENT_CONFIG, { set, cwd });
-    // Everything up to the label maps; no evaluation without GT.
+    // Everything up to the label maps; no evaluation without GT. Imported here, not at module load: importing
+    // the library must not register the method's stages (a program may run `ablate` with stages of its own).
+    const { STAGES } = await import("../stages/mod.ts");
     registerStages(...STAGES.filter((s) => s.name !== "evaluate"));
     const stages = registeredStages().filter((s) => s.name !== "evaluate");
     const cacheDir = opts.cacheDir !== undefined ? path.resolve(cwd, opts.cacheDir) : tempDir("cache");

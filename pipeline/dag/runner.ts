@@ -42,8 +42,11 @@ export interface RunnerOptions {
 
 /** Outcome of `execute`. */
 export interface RunSummary {
+  /** Stage instances computed. */
   run: number;
+  /** Stage instances found in the cache. */
   cached: number;
+  /** Cache entries found damaged and recomputed. */
   corrupt: number;
   /** Missing entries that no requested output needed. */
   notNeeded: number;
