@@ -17,7 +17,17 @@ import { Runner } from "../dag/runner.ts";
 import { fmtDuration } from "../dag/progress.ts";
 import type { RowSpec } from "../dag/plan.ts";
 import { writeAblateResults } from "../report/collect.ts";
-import { checkWritableDir, helpText, type OptionSpec, parseArgs, userCwd, userPath } from "./args.ts";
+import { writeWhole } from "../report/output_dir.ts";
+import { checkAgainstData } from "../data/preflight.ts";
+import {
+  cacheDirOption,
+  checkWritableDir,
+  helpText,
+  type OptionSpec,
+  parseArgs,
+  userCwd,
+  userPath,
+} from "./args.ts";
 import { runMain } from "./main.ts";
 
 const USAGE = "deno task ablate [--plan] [--set KEY=VALUE]... [--cache DIR] [--rows A,B] CONFIG";
@@ -31,8 +41,12 @@ const OPTIONS: Record<string, OptionSpec> = {
     value: "KEY=VALUE",
     doc: "override a config key in every row (rows.NAME.KEY=VALUE: one row); repeatable",
   },
-  rows: { type: "string", value: "A,B", doc: "run only these rows" },
-  cache: { type: "string", value: "DIR", doc: "cache directory (default $VIDSEG_CACHE or results/cache)" },
+  rows: { type: "string", value: "A,B", doc: "run only these rows (the tables then hold only them)" },
+  cache: {
+    type: "string",
+    value: "DIR",
+    doc: "cache directory, built graphs in DIR/graphs (default $VIDSEG_CACHE or results/cache)",
+  },
   results: { type: "string", value: "DIR", doc: "results root (default $VIDSEG_RESULTS or results/)" },
   stages: {
     type: "list",
@@ -47,7 +61,11 @@ export const DEFAULT_STAGES = path.join(REPO_ROOT, "pipeline", "stages", "mod.ts
 
 /** Import stage modules (they register themselves). Returns the modules imported. */
 async function importStages(modules: string[]): Promise<string[]> {
-  const list = modules.length ? modules.map(userPath) : fs.existsSync(DEFAULT_STAGES) ? [DEFAULT_STAGES] : [];
+  const list = modules.length
+    ? modules.map((m) => userPath(m, "--stages"))
+    : fs.existsSync(DEFAULT_STAGES)
+    ? [DEFAULT_STAGES]
+    : [];
   for (const m of list) {
     if (!fs.existsSync(m)) throw new UserError(`--stages ${m}: module not found`);
     await import(pathToFileURL(m).href);
@@ -69,12 +87,18 @@ export async function ablate(args: string[]): Promise<number> {
     ? options.rows.split(",").map((s) => s.trim()).filter(Boolean)
     : [];
   // Optional rows named with --rows join the table (their results sit beside the default rows').
-  const full = loadConfig(positionals[0], { set: options.set as string[], cwd: userCwd(), include: rowsWanted });
+  const full = loadConfig(positionals[0], {
+    set: options.set as string[],
+    cwd: userCwd(),
+    include: rowsWanted,
+  });
   const config = rowsWanted.length ? selectRows(full, rowsWanted) : full;
   const skipped = (full.allRows ?? []).filter((r) => r.optional && !full.rows.some((q) => q.name === r.name));
   if (skipped.length) {
     console.error(
-      `note: optional rows ${skipped.map((r) => r.name).join(", ")} not run (they need user weights; name them with --rows)`,
+      `note: optional rows ${
+        skipped.map((r) => r.name).join(", ")
+      } not run (they need user weights; name them with --rows)`,
     );
   }
   const imported = await importStages(options.stages as string[]);
@@ -85,14 +109,12 @@ export async function ablate(args: string[]): Promise<number> {
       : `${path.relative(REPO_ROOT, DEFAULT_STAGES)} not found`;
     console.error(`note: no stages are registered (${why}); nothing to compute`);
   }
-  const cacheDir = userPath(
-    (options.cache as string | undefined) ?? Deno.env.get("VIDSEG_CACHE") ??
-      path.join(REPO_ROOT, "results", "cache"),
-  );
-  const resultsRoot = userPath(
-    (options.results as string | undefined) ?? Deno.env.get("VIDSEG_RESULTS") ??
-      path.join(REPO_ROOT, "results"),
-  );
+  const cacheDir = cacheDirOption(options.cache as string | undefined, REPO_ROOT);
+  const resultsRoot = options.results !== undefined
+    ? userPath(options.results as string, "--results")
+    : Deno.env.get("VIDSEG_RESULTS") !== undefined
+    ? userPath(Deno.env.get("VIDSEG_RESULTS")!, "VIDSEG_RESULTS")
+    : path.join(REPO_ROOT, "results");
   const rowSpecs = async (c: LoadedConfig): Promise<RowSpec[]> => {
     const out: RowSpec[] = [];
     for (const r of c.rows) {
@@ -102,9 +124,12 @@ export async function ablate(args: string[]): Promise<number> {
     return out;
   };
   if (!options.plan) {
-    // Fail before computing, not after hours: the table's folder and every row's folder must be writable.
+    // Fail before computing, not after hours: the results folder (replaced whole at the end) and the cache.
     checkWritableDir(path.join(resultsRoot, full.name), "--results");
-    for (const r of config.rows) checkWritableDir(path.join(resultsRoot, full.name, r.name), "--results");
+    checkWritableDir(cacheDir, "--cache");
+    if (stages.length && !(options.stages as string[]).length) {
+      await checkAgainstData(config.rows.map((r) => r.config as unknown as Record<string, unknown>));
+    }
   }
   const runner = new Runner({ cacheDir, root: REPO_ROOT });
   const plan = await runner.plan(stages, await rowSpecs(config));
@@ -117,17 +142,15 @@ export async function ablate(args: string[]): Promise<number> {
   const summary = await runner.execute(plan);
   runner.progress.end();
   console.error(runner.progress.summaryTable(plan.stages.map((s) => s.name)));
-  // The results tables cover every row of the config: rows not selected by --rows contribute the metrics
-  // already in the cache (if any), so a partial run never erases earlier results.
-  const fullPlan = config === full ? plan : await runner.plan(stages, await rowSpecs(full));
+  // The results folder holds exactly the rows of this run; it is written beside the previous one and swapped
+  // in at the end, so a failed run leaves the previous results whole.
   const outDir = path.join(resultsRoot, full.name);
-  const out = await writeAblateResults(
-    runner,
-    fullPlan,
-    full,
-    outDir,
-    new Set(config.rows.map((r) => r.name)),
-  );
+  const out = await writeWhole(outDir, "--results", async (staging) => {
+    const o = await writeAblateResults(runner, plan, { ...config, name: full.name }, staging);
+    const moved = (f: string) => path.join(outDir, path.relative(staging, f));
+    const files = Object.fromEntries(Object.entries(o.files).map(([k, f]) => [k, moved(f)]));
+    return { ...o, files: files as unknown as typeof o.files };
+  });
   const notNeeded = summary.notNeeded ? `, ${summary.notNeeded} not needed` : "";
   console.error(`ablate: ${summary.line}${notNeeded} (${fmtDuration(runner.progress.elapsedMs())})`);
   if (out.rowsWithoutMetrics.length && stages.length) {
