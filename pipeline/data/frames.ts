@@ -49,6 +49,7 @@ export function loadFrames(root: string, sel: ClipSelection = {}): VideoClip[] {
     const all = listDir(dir)!;
     const files = sortFrameFiles(all.filter(isImage));
     checkReadable(dir, files);
+    checkUniqueNames(dir, files);
     noteSkipped(dir, all.filter((f) => !isImage(f) && !f.startsWith(".") && !isFolder(path.join(dir, f))));
     return {
       name,
@@ -85,6 +86,22 @@ function checkReadable(dir: string, files: readonly string[]): void {
       path.join(dir, bad[0]),
       `cannot read this frame (permission denied or not a file)${more}; expected readable image files`,
     );
+  }
+}
+
+/** Outputs are named after frame stems: two images with one stem (a.png, a.jpg) would write one label map. */
+function checkUniqueNames(dir: string, files: readonly string[]): void {
+  const seen = new Map<string, string>();
+  for (const f of files) {
+    const s = stem(f);
+    const other = seen.get(s);
+    if (other !== undefined) {
+      fail(
+        path.join(dir, f),
+        `two frames are named "${s}" (${other}, ${f}); expected one image per frame name`,
+      );
+    }
+    seen.set(s, f);
   }
 }
 
