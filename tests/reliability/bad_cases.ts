@@ -72,8 +72,7 @@ export function segmentArgs(c: Ctx, input: string): Built {
 
 /** A 4-frame 160×96 MP4 of swan frames with its index (moov) first, so a cut file still declares 4 frames. */
 export async function makeMp4(c: Ctx, name = "clip.mp4", hflip = false): Promise<string> {
-  const frames = path.join(c.dir, `mp4-frames-${name}`);
-  fs.mkdirSync(frames);
+  const frames = fs.mkdtempSync(path.join(c.dir, "mp4-frames-"));
   for (const [i, f] of fs.readdirSync(SWAN).sort().slice(0, 4).entries()) {
     fs.copyFileSync(path.join(SWAN, f), path.join(frames, `${String(i).padStart(5, "0")}.jpg`));
   }
