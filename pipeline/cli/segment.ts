@@ -208,7 +208,8 @@ async function writeClipOutputs(
   const picked = Array.from({ length: Math.ceil(N / step) }, (_, i) => i * step);
   const tall = new Uint8Array(picked.length * H * W * 3);
   for (const [j, f] of picked.entries()) {
-    const raw = await sharp(images[f]).removeAlpha().resize(W, H).raw().toBuffer();
+    // Decoded as tolerantly as the frames stage did (a frame it accepted must not fail here).
+    const raw = await sharp(images[f], { failOn: "truncated" }).removeAlpha().resize(W, H).raw().toBuffer();
     overlay(
       raw,
       labels.data.subarray(f * H * W, (f + 1) * H * W),
