@@ -1,7 +1,8 @@
-"""Check tools/taesd.py against /work/shared/models/taesd/reference.safetensors (atol 1e-4).
+"""Check tools/taesd.py against tests/fixtures/taesd/reference.safetensors (atol 1e-4).
 
-Run: /usr/bin/python3 tools/check_taesd.py   (exit code 1 on failure)
+Run: /usr/bin/python3 tools/check_taesd.py [--reference FILE] [--weights DIR]   (exit code 1 on failure)
 """
+import argparse
 import os
 import sys
 
@@ -9,16 +10,20 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from safetensors_np import read_safetensors  # noqa: E402
-from taesd import TAESD, TAESD_DIR  # noqa: E402
+from taesd import ROOT, TAESD, TAESD_DIR  # noqa: E402
 
 ATOL = 1e-4
 
 
 def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--reference", default=os.path.join(ROOT, "tests", "fixtures", "taesd", "reference.safetensors"))
+    ap.add_argument("--weights", default=TAESD_DIR, help="folder with encoder/decoder.safetensors")
+    args = ap.parse_args()
     torch.set_num_threads(2)
-    ref, _ = read_safetensors(os.path.join(TAESD_DIR, "reference.safetensors"))
+    ref, _ = read_safetensors(args.reference)
     ref = {k: torch.from_numpy(v) for k, v in ref.items()}
-    model = TAESD()
+    model = TAESD(os.path.join(args.weights, "encoder.safetensors"), os.path.join(args.weights, "decoder.safetensors"))
     results = []
 
     def compare(name, got):

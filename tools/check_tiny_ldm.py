@@ -3,7 +3,7 @@
 1. Reconstruction: a held-out frame (camvid val clip, 320x256) -> TAESD latent z0 -> noised to DDPM
    t=119 in VE form (x = z0 + sigma_119 * eps, sigma_119 ~ 0.3866) -> the method's last three Euler
    steps t = 119, 79, 39 -> sigma 0 with CFG 5 (cond = learned empty-prompt embedding, uncond =
-   zeros; eps-model input x / sqrt(sigma^2 + 1); x += (sigma_next - sigma) * eps; ALGORITHM.md 3.2)
+   zeros; eps-model input x / sqrt(sigma^2 + 1); x += (sigma_next - sigma) * eps; docs/method.md §3.2)
    -> TAESD decode -> PSNR against the input frame.
 2. Eps-MSE of trained vs random UNet on held-out frames (all three evaluation clips) at t=39,119,319.
 
@@ -26,8 +26,8 @@ from taesd import TAESD  # noqa: E402
 from unet2d import UNet2DConditionModel, load_unet  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FRAME = "/work/shared/data/camvid/val_0016E5_07959/images/0016E5_07959.png"
-EVAL_CLIPS = "/work/shared/data/camvid/*/images/*.png"
+FRAME = os.path.join(ROOT, "data/camvid/val_0016E5_07959/images/0016E5_07959.png")
+EVAL_CLIPS = os.path.join(ROOT, "data/camvid/*/images/*.png")
 W, H = 320, 256
 
 

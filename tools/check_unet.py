@@ -1,12 +1,13 @@
-"""Check tools/unet2d.py against diffusers' own outputs in /work/shared/conformance.
+"""Check tools/unet2d.py against diffusers' own outputs in a conformance set (default tests/fixtures/conformance).
 
 Loads conformance/unet/{config.json, unet.safetensors}, runs the inputs of unet_io.safetensors and
 compares every stored tensor of unet_io and unet_attention (captured with forward hooks at the
 same module positions diffusers' generator hooked) with the rule
 max|diff| <= 1e-4 * max(1, max|ref|).
 
-Run: /usr/bin/python3 tools/check_unet.py   (exit code 1 on failure)
+Run: /usr/bin/python3 tools/check_unet.py [CONFORMANCE_DIR]   (exit code 1 on failure)
 """
+import argparse
 import os
 import sys
 
@@ -17,7 +18,8 @@ from safetensors_np import read_safetensors  # noqa: E402
 from unet2d import load_unet  # noqa: E402
 from unet_blocks import timestep_embedding  # noqa: E402
 
-CONF = "/work/shared/conformance"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_CONF = os.path.join(ROOT, "tests", "fixtures", "conformance")
 
 
 def capture(model):
@@ -55,10 +57,13 @@ def capture(model):
 
 
 def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("conformance", nargs="?", default=DEFAULT_CONF, help="folder of an SD conformance set")
+    conf = ap.parse_args().conformance
     torch.set_num_threads(2)
-    model = load_unet(f"{CONF}/unet/config.json", f"{CONF}/unet/unet.safetensors")
-    io, _ = read_safetensors(f"{CONF}/unet_io.safetensors")
-    att, _ = read_safetensors(f"{CONF}/unet_attention.safetensors")
+    model = load_unet(f"{conf}/unet/config.json", f"{conf}/unet/unet.safetensors")
+    io, _ = read_safetensors(f"{conf}/unet_io.safetensors")
+    att, _ = read_safetensors(f"{conf}/unet_attention.safetensors")
     ref = {k: torch.from_numpy(v) for k, v in {**att, **io}.items()}
     got, _ = capture(model)
     with torch.no_grad():

@@ -5,7 +5,10 @@ scale in SCALES, encoded as is and horizontally flipped (TAESD is not flip-equiv
 are encoded, not applied to latents). Stored as float16 arrays per scale: [2*N, 4, H/8, W/8]
 (first N = original, next N = flipped).
 
-Run: /usr/bin/python3 tools/latent_cache.py   (idempotent; prints timing)
+Run: /usr/bin/python3 tools/latent_cache.py 'CAMVID_TRAIN/images/*.jpg'   (idempotent; prints timing)
+
+The training frames are not part of the repo (data/camvid holds only the evaluation clips, which
+training must not see); pass a glob of the CamVid train images.
 """
 import glob
 import os
@@ -19,7 +22,6 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from taesd import TAESD  # noqa: E402
 
-TRAIN_GLOB = "/work/shared/data/camvid-train/images/*.jpg"
 CACHE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".cache")
 SCALES = [(320, 256), (384, 288)]  # (W, H) in pixels; latent crops are 40x32
 
@@ -35,12 +37,12 @@ def load_image(path, w, h):
     return torch.from_numpy(np.array(img)).permute(2, 0, 1).float() / 255.0
 
 
-def build_cache(batch=8, threads=2):
+def build_cache(train_glob, batch=8, threads=2):
     """Encode all scales that are not cached yet. Returns list of (W, H, path)."""
     torch.set_num_threads(threads)
-    files = sorted(glob.glob(TRAIN_GLOB))
+    files = sorted(glob.glob(train_glob))
     if len(files) == 0:
-        raise SystemExit(f"no training frames found at {TRAIN_GLOB}")
+        raise SystemExit(f"error: no training frames found at {train_glob}")
     os.makedirs(CACHE_DIR, exist_ok=True)
     out = []
     vae = None
@@ -62,4 +64,6 @@ def build_cache(batch=8, threads=2):
 
 
 if __name__ == "__main__":
-    build_cache()
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: latent_cache.py 'CAMVID_TRAIN/images/*.jpg'")
+    build_cache(sys.argv[1])

@@ -1,5 +1,5 @@
 """TAESD (Tiny AutoEncoder for Stable Diffusion, madebyollin/taesd) in torch, loading the
-F32 safetensors of /work/shared/models/taesd.
+F32 safetensors shipped in data/models/tiny-ldm/vae.
 
 Conventions (see that folder's README): images are RGB NCHW in [0, 1]; latents are already in the
 SD UNet's scaled latent space (no 0.18215 factor). Module indices equal the state-dict prefixes of
@@ -14,7 +14,8 @@ import torch.nn as nn
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from safetensors_np import read_safetensors  # noqa: E402
 
-TAESD_DIR = "/work/shared/models/taesd"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TAESD_DIR = os.path.join(ROOT, "data", "models", "tiny-ldm", "vae")
 
 
 def conv(n_in, n_out, **kwargs):

@@ -1,7 +1,7 @@
 """Config and diffusers-layout export of the embedded tiny latent diffusion model (data/models/tiny-ldm).
 
 The UNet config has the full key set diffusers 0.30.3 writes for UNet2DConditionModel (same keys as
-/work/shared/conformance/unet/config.json), so the pipeline loads it with the SD 2.1 code path.
+tests/fixtures/conformance/unet/config.json), so the pipeline loads it with the SD 2.1 code path.
 """
 import json
 import os
@@ -13,7 +13,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from safetensors_np import write_safetensors  # noqa: E402
 
-TAESD_DIR = "/work/shared/models/taesd"
+from taesd import TAESD_DIR  # noqa: E402  (the shipped TAESD files, copied into each export)
 CROSS_ATTENTION_DIM = 64
 PROMPT_TOKENS = 77
 
@@ -140,4 +140,6 @@ def export_model(out_dir, config, unet_state, prompt_embedding, metadata):
     _write_json(os.path.join(out_dir, "scheduler", "scheduler_config.json"), SCHEDULER_CONFIG)
     _write_json(os.path.join(out_dir, "vae", "config.json"), VAE_CONFIG)
     for name in ("encoder.safetensors", "decoder.safetensors", "LICENSE", "README.md"):
-        shutil.copyfile(os.path.join(TAESD_DIR, name), os.path.join(out_dir, "vae", name))
+        src, dst = os.path.join(TAESD_DIR, name), os.path.join(out_dir, "vae", name)
+        if not (os.path.exists(dst) and os.path.samefile(src, dst)):  # re-exporting data/models/tiny-ldm in place
+            shutil.copyfile(src, dst)

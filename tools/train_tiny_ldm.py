@@ -7,8 +7,9 @@ t < 300 (the method only uses t = 39..119). AdamW, EMA of weights; the EMA weigh
 
 Reproducible: all randomness comes from --seed (model init, data order, crops, noise, t, dropout).
 Exact command used for data/models/tiny-ldm (see its README):
-  /usr/bin/python3 tools/latent_cache.py
-  /usr/bin/python3 tools/train_tiny_ldm.py --small-minutes 26 --minutes 41
+  /usr/bin/python3 tools/latent_cache.py 'CAMVID_TRAIN/images/*.jpg'
+  /usr/bin/python3 tools/train_tiny_ldm.py --train-images 'CAMVID_TRAIN/images/*.jpg' --small-minutes 26 --minutes 41
+(CAMVID_TRAIN = the CamVid train frames, not shipped; see data/models/tiny-ldm/README.md)
 (replay without the clock: --small-steps S --steps N with the logged counts)
 """
 import argparse
@@ -103,6 +104,7 @@ def export(args, ema, config, step, seconds, loss, small_steps):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--train-images", required=True, help="glob of the CamVid train frames (not in the repo)")
     ap.add_argument("--out", default=os.path.join(ROOT, "data/models/tiny-ldm"))
     ap.add_argument("--steps", type=int, default=100000, help="hard stop after this many steps")
     ap.add_argument("--small-steps", type=int, default=0,
@@ -128,7 +130,7 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed + 1)
-    caches = build_cache(threads=args.threads)
+    caches = build_cache(args.train_images, threads=args.threads)
     sampler = LatentSampler([np.load(p) for _w, _h, p in caches])
     alphas_cumprod = ddpm_alphas_cumprod()
 

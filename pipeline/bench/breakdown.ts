@@ -13,15 +13,10 @@ import { Runner } from "../dag/runner.ts";
 import type { Artifacts, StageContext } from "../dag/stage.ts";
 import { evaluations } from "../backbone/runtime.ts";
 import { STAGES } from "../stages/mod.ts";
-import { type BackboneParams, loadedUNets } from "../stages/backbone.ts";
-import {
-  DEFAULT_BATCH_BYTES,
-  INJECT_POSITIONS,
-  modulateClip,
-  type ModulationParams,
-  type OptimizedOptions,
-  optimizedOptions,
-} from "../stages/modulate.ts";
+import { loadedUNets } from "../backbone/sd/models.ts";
+import { INJECT_POSITIONS, sdGroupOptions } from "../backbone/sd/backbone.ts";
+import { modulateClip, type OptimizedOptions } from "../stages/modulate.ts";
+import { backboneOf, modulationOf } from "../stages/params.ts";
 import { labelsStage } from "../stages/labels.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { totalMacs, unetMacs, variantShapeOf } from "./flops.ts";
@@ -96,16 +91,13 @@ export async function modulateBreakdown(
   const z0 = inputs.invert.tensors.z0 as Tensor<"F32">;
   const N = z0.shape[0];
   const latent: [number, number] = [z0.shape[2], z0.shape[3]];
-  const m = p.modulation as ModulationParams;
+  const m = modulationOf(p);
   const size = inputs.frames.json.size as [number, number];
-  const budgeted = optimizedOptions(
-    p.backbone as BackboneParams,
-    latent,
-    size,
-    m.injection ? INJECT_POSITIONS : [],
-    m.block,
-    m.batch_bytes ?? DEFAULT_BATCH_BYTES,
-  );
+  const budgeted: OptimizedOptions = {
+    ...sdGroupOptions(backboneOf(p), latent, size, m.injection ? INJECT_POSITIONS : [], m.block, m.batch_bytes),
+    reusePrefix: true,
+    skipRepeats: true,
+  };
   const variants: [string, OptimizedOptions | null][] = [
     ["reference schedule", null],
     ["skip absent labels (groups of 14)", {

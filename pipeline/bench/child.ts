@@ -22,7 +22,7 @@ import type { Artifacts, Stage } from "../dag/stage.ts";
 import { evaluations } from "../backbone/runtime.ts";
 import { writeAblateResults } from "../report/collect.ts";
 import { STAGES } from "../stages/mod.ts";
-import { loadedUNets } from "../stages/backbone.ts";
+import { loadedUNets } from "../backbone/sd/models.ts";
 import { totalMacs, unetMacs, variantShapeOf } from "./flops.ts";
 import { peakRss, resetPeakRss } from "./rss.ts";
 import { readSafetensors } from "../tensor/safetensors.ts";

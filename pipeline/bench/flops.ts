@@ -4,7 +4,7 @@
  * graphs). Counted like tools/count_macs.py: Conv2d and Linear (weights × outputs) and the two attention
  * matmuls (q·kᵀ, probs·v); norms, activations, softmax and additions are O(activations) and not counted.
  *
- * Variants (what the graph builder in backbone/models/unet_graph.ts computes):
+ * Variants (what the graph builder in backbone/sd/graph.ts computes):
  * - full: everything (ε output);
  * - truncated after position p: conv_in … up-path position p (its transformer included), no upsampler after it,
  *   no conv_norm_out/conv_out (the feature pass's last step);
@@ -13,8 +13,8 @@
  * - resumed at position p: time embedding + positions p.. + output head only (the prefix-reused suffix).
  * @module
  */
-import type { UNetLayout } from "../backbone/models/unet_config.ts";
-import type { UNetBuildOptions } from "../backbone/models/unet_graph.ts";
+import type { UNetLayout } from "../backbone/sd/config.ts";
+import type { UNetBuildOptions } from "../backbone/sd/graph.ts";
 
 /** MACs of one sample by kind. */
 export interface Macs {

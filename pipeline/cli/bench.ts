@@ -157,7 +157,7 @@ export async function bench(args: string[]): Promise<number> {
     let optimizedRun: ChildRun | null = schedule === "optimized" ? full : null;
     if (phases.has("schedule") && full) {
       const other = schedule === "reference" ? "optimized" : "reference";
-      // The reference side is the reference code's plan literally, repeated last batch included (ALGORITHM.md
+      // The reference side is the reference code's plan literally, repeated last batch included (docs/method.md
       // §13.14). That plan changes the labels (the KNN loop sees the repeat), so when the measured config skips
       // the repeat, the optimized side is rerun on the literal plan too: both sides then have the same labels
       // and the ratio is the schedule's alone (the optimized schedule still runs a repeat once — it is identical).

@@ -1,13 +1,15 @@
 /**
  * `deno task notebooks [--config FILE] [--cache DIR] [--results DIR] [--out DIR] [--set KEY=VALUE]... [--only NAMES]`
  *
- * Executes every notebook of `notebooks/` headless (jupyter nbconvert + the Deno kernel) against a config's
- * cached run and writes the executed copies to `results/notebooks/` — never into `notebooks/`, which keeps
- * the notebooks without outputs. The notebooks read their settings from the environment: VIDSEG_CONFIG,
+ * Executes every notebook of `notebooks/` headless against a config's cached run and writes the executed
+ * copies to `results/notebooks/` — never into `notebooks/`, which keeps the notebooks without outputs.
+ * Engines: `nbconvert` (jupyter nbconvert + the Deno kernel) and `script` (the code cells as one module in a
+ * `deno run` subprocess, report/notebook_script.ts); by default nbconvert when it and the kernel are
+ * installed, else script. The notebooks read their settings from the environment: VIDSEG_CONFIG,
  * VIDSEG_CACHE, VIDSEG_RESULTS, VIDSEG_SET (";"-separated overrides), VIDSEG_CLIP, VIDSEG_ROW.
  *
- * Needs `jupyter nbconvert` (Debian: jupyter-nbconvert jupyter-client python3-nbclient) and the Deno kernel
- * (`deno jupyter --install`).
+ * The nbconvert engine needs `jupyter nbconvert` (Debian: jupyter-nbconvert jupyter-client python3-nbclient)
+ * and the Deno kernel (`deno jupyter --install`); the script engine needs nothing but Deno.
  * @module
  */
 import * as fs from "node:fs";
@@ -15,6 +17,7 @@ import * as path from "node:path";
 import { UserError } from "../errors.ts";
 import { REPO_ROOT } from "../config/paths.ts";
 import { openRun, resolveConfigFile } from "../report/artifacts.ts";
+import { runNotebookScript } from "../report/notebook_script.ts";
 import { ablate } from "./ablate.ts";
 import { cacheDirOption, helpText, type OptionSpec, parseArgs, userCwd, userPath } from "./args.ts";
 import { runMain } from "./main.ts";
@@ -51,6 +54,12 @@ const OPTIONS: Record<string, OptionSpec> = {
     doc: "only these notebooks (names without .ipynb, comma-separated)",
   },
   timeout: { type: "string", value: "SECONDS", doc: "per-cell time limit (default 900)" },
+  engine: {
+    type: "string",
+    value: "NAME",
+    doc:
+      "nbconvert (Jupyter + Deno kernel) or script (deno run); default nbconvert when installed, else script",
+  },
   compute: { type: "boolean", doc: "run `ablate` for the config first (fills the cache and results)" },
   help: { type: "boolean", short: "h", doc: "show this help" },
 };
@@ -77,6 +86,17 @@ async function run(cmd: string, args: string[], env?: Record<string, string>) {
     };
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+}
+
+/** Why the nbconvert engine cannot run (jupyter nbconvert or the Deno kernel missing), or null. */
+export async function jupyterMissing(): Promise<string | null> {
+  try {
+    await checkJupyter();
+    return null;
+  } catch (e) {
+    if (e instanceof UserError) return e.message;
     throw e;
   }
 }
@@ -200,7 +220,11 @@ export async function notebooks(args: string[]): Promise<number> {
     }
   };
   if (!o.compute) await checkCached(); // before Jupyter: the first thing a user must fix
-  await checkJupyter();
+  const engine = str("engine") ?? ((await jupyterMissing()) ? "script" : "nbconvert");
+  if (engine === "nbconvert") await checkJupyter();
+  else if (engine !== "script") {
+    throw new UserError(`--engine: expected nbconvert or script, got "${engine}"`);
+  }
   if (o.compute) {
     const code = await ablate([
       configFile,
@@ -228,17 +252,24 @@ export async function notebooks(args: string[]): Promise<number> {
     const t0 = performance.now();
     const outFile = path.join(outDir, `${name}.ipynb`);
     fs.rmSync(outFile, { force: true }); // a stale copy must not pass for this run's
-    const res = await run("jupyter", [
-      "nbconvert",
-      "--to",
-      "notebook",
-      "--execute",
-      `--ExecutePreprocessor.timeout=${timeout}`,
-      "--ExecutePreprocessor.kernel_name=deno",
-      "--output-dir",
-      outDir,
-      path.join(NOTEBOOKS_DIR, `${name}.ipynb`),
-    ], env);
+    const notebook = path.join(NOTEBOOKS_DIR, `${name}.ipynb`);
+    const res = engine === "script"
+      ? await runNotebookScript(notebook, outDir, {
+        env,
+        timeoutSec: timeout,
+        denoConfig: path.join(REPO_ROOT, "deno.json"),
+      })
+      : await run("jupyter", [
+        "nbconvert",
+        "--to",
+        "notebook",
+        "--execute",
+        `--ExecutePreprocessor.timeout=${timeout}`,
+        "--ExecutePreprocessor.kernel_name=deno",
+        "--output-dir",
+        outDir,
+        notebook,
+      ], env);
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
     if (!res || res.code !== 0 || !fs.existsSync(outFile)) {
       failed++;
@@ -252,7 +283,9 @@ export async function notebooks(args: string[]): Promise<number> {
       continue;
     }
     const silent = s.silentCells ? `, ${s.silentCells} cell(s) without output` : "";
-    console.log(`notebooks: ${outFile} (${s.displays} outputs, ${s.images} figures${silent}; ${secs} s)`);
+    console.log(
+      `notebooks: ${outFile} (${s.displays} outputs, ${s.images} figures${silent}; ${secs} s, ${engine})`,
+    );
   }
   return failed ? 1 : 0;
 }

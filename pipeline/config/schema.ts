@@ -1,6 +1,6 @@
 /**
  * The config schema: every hyperparameter of the pipeline with its type, range, default and meaning.
- * Defaults are the SD values of the authors' code (ALGORITHM.md §11), except the backbone and dataset,
+ * Defaults are the SD values of the authors' code (docs/method.md §11), except the backbone and dataset,
  * which default to the embedded model and data (SD 2.1 weights are not shipped).
  * @module
  */
@@ -32,7 +32,7 @@ export type Spec =
 export type LeafSpec = Exclude<Spec, { kind: "group" }>;
 
 const group = (doc: string, fields: Record<string, Spec>): Spec => ({ kind: "group", doc, fields });
-/** Output-block index of the SD/SVD UNet decoder (ALGORITHM.md §2: 12 output blocks). */
+/** Output-block index of the SD/SVD UNet decoder (docs/method.md §2: 12 output blocks). */
 const BLOCK = { min: 0, max: 11 };
 
 /** The whole schema (field order = documentation order). */
@@ -87,7 +87,7 @@ export const SCHEMA: Record<string, Spec> = {
     doc: "[W, H] processing size; null = (W - W%64, H - H%64)",
   },
   seed: { kind: "int", min: 0, default: 1, doc: "noise seed, re-seeded every batch" },
-  sampler: group("noising and sampling (ALGORITHM.md §3)", {
+  sampler: group("noising and sampling (docs/method.md §3)", {
     steps: { kind: "int", min: 1, default: 25, doc: "sampling steps" },
     t_m: { kind: "int", min: 0, default: 22, doc: "modulation step index = noise start (< steps)" },
     t_f: { kind: "int", min: 0, default: 24, doc: "feature step index (t_m ≤ t_f < steps)" },
@@ -98,7 +98,7 @@ export const SCHEMA: Record<string, Spec> = {
       doc: "classifier-free guidance scale (SVD: last frame's scale of the per-frame ramp 1 → guidance; code 2.5)",
     },
   }),
-  features: group("features for K-Means/KNN (ALGORITHM.md §4)", {
+  features: group("features for K-Means/KNN (docs/method.md §4)", {
     blocks: {
       kind: "intList",
       ...BLOCK,
@@ -108,7 +108,7 @@ export const SCHEMA: Record<string, Spec> = {
     aggregate: { kind: "bool", default: true, doc: "feature aggregation (false: features.block only)" },
     block: { kind: "int", ...BLOCK, default: 7, doc: "the single block used when aggregate is false" },
   }),
-  kmeans: group("first-frame K-Means (ALGORITHM.md §5)", {
+  kmeans: group("first-frame K-Means (docs/method.md §5)", {
     k: { kind: "int", min: 2, default: 20, doc: "number of clusters K" },
     n_init: { kind: "int", min: 1, default: 10, doc: "k-means++ restarts" },
     max_iter: { kind: "int", min: 1, default: 300, doc: "Lloyd iterations per restart" },
@@ -122,16 +122,16 @@ export const SCHEMA: Record<string, Spec> = {
   }),
   batch_size: { kind: "int", min: 1, default: 14, doc: "frames per diffusion batch and context update" },
   dedupe_last_batch: { kind: "bool", default: false, doc: "skip the duplicated last batch when N mod F = 0" },
-  knn: group("scene-context KNN (ALGORITHM.md §6)", {
+  knn: group("scene-context KNN (docs/method.md §6)", {
     k: { kind: "int", min: 1, default: 4, doc: "neighbours" },
   }),
-  cbr: group("correspondence-based refinement (ALGORITHM.md §7)", {
+  cbr: group("correspondence-based refinement (docs/method.md §7)", {
     enabled: { kind: "bool", default: true, doc: "CBR on/off" },
     block: { kind: "int", ...BLOCK, default: 7, doc: "feature block for correspondences" },
     spatial_threshold: { kind: "int", min: 0, default: 1, doc: "spatial test threshold in cells" },
     abs_threshold: { kind: "bool", default: false, doc: "|Δ| test instead of the code's signed test" },
   }),
-  modulation: group("masked modulation (ALGORITHM.md §8)", {
+  modulation: group("masked modulation (docs/method.md §8)", {
     lambda: { kind: "number", min: 0, minExclusive: true, default: 50, doc: "modulation strength λ" },
     block: { kind: "int", ...BLOCK, default: 7, doc: "modulated decoder block" },
     attn: { kind: "enum", values: ["cross", "self"], default: "cross", doc: "modulated attention output" },
@@ -161,6 +161,12 @@ export const SCHEMA: Record<string, Spec> = {
       values: ["vae", "taesd"],
       default: "vae",
       doc: "decoder of the modulated latents",
+    },
+    batch_bytes: {
+      kind: "int",
+      min: 1,
+      default: 2 ** 31,
+      doc: "memory budget of one group of modulated samples in bytes (optimized schedule; results do not change)",
     },
   }),
   schedule: {
@@ -205,6 +211,7 @@ export interface VidsegConfig {
     filter_strength: number;
     difference_mode: "reference_uint8" | "float_l2";
     decoder: "vae" | "taesd";
+    batch_bytes: number;
   };
   schedule: "reference" | "optimized";
 }

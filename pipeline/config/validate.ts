@@ -178,7 +178,7 @@ const RULES: PairRule[] = [
 ];
 
 /**
- * The attention the modulation perturbs is fixed by the backbone (ALGORITHM.md §8.2): SD adds to the
+ * The attention the modulation perturbs is fixed by the backbone (docs/method.md §8.2): SD adds to the
  * cross-attention output, SVD to the spatial and temporal self-attention outputs; the graphs offer nothing else.
  */
 const ATTN_OF_KIND: Record<string, string> = { tiny: "cross", sd: "cross", svd: "self" };

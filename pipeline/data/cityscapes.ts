@@ -3,7 +3,7 @@
  * consecutive frames per snippet) with GT `gtFine/<split>/<city>/<city>_<seq>_<frame>_gtFine_labelTrainIds.png`
  * on the 20th frame of each snippet only (19 train ids, 255 ignored). One clip per snippet (a run of consecutive
  * frame numbers of one sequence), named after its annotated frame. Default split "val".
- * Note (ALGORITHM.md §13.18): the method needs GT on the first processed frame; the loader only reports where
+ * Note (docs/method.md §13.18): the method needs GT on the first processed frame; the loader only reports where
  * GT exists (frame 19 of 30) and leaves that choice to the caller.
  * @module
  */

@@ -1,5 +1,5 @@
 /**
- * Dataset-level mIoU (ALGORITHM.md §10.2, the VSPW evaluator of DVIS++/UniVS from Tube-Link `iou_cal.py`):
+ * Dataset-level mIoU (docs/method.md §10.2, the VSPW evaluator of DVIS++/UniVS from Tube-Link `iou_cal.py`):
  * one confusion matrix accumulated over all annotated frames of all videos. Rows = evaluated GT classes; pixels
  * whose GT is not an evaluated class (ignore values such as VSPW 0/255, CamVid 11) are skipped; a prediction that
  * is not an evaluated class (e.g. a cluster labelled 0 or 255) lands in an extra "void" column, so it counts as a

@@ -1,5 +1,5 @@
 /**
- * Video consistency mVC_n (ALGORITHM.md §10.3, VSPW `VC_perclip.py`): for a video of N annotated frames
+ * Video consistency mVC_n (docs/method.md §10.3, VSPW `VC_perclip.py`): for a video of N annotated frames
  * (skipped when N ≤ n), for each start i in 0 .. N−n−1 (N − n windows: the official code leaves out the last
  * possible one), G = pixels where the GT is the same in frames i .. i+n−1, P = the same for the prediction,
  * VC_i = |G ∧ P| / |G| (NaN when |G| = 0). Raw values, no ignore handling. mVC_n = nanmean of all windows of all

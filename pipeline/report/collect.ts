@@ -19,6 +19,8 @@ export interface AblateOutput {
   labelMaps: number;
   /** Rows without a metrics artifact. */
   rowsWithoutMetrics: string[];
+  /** The metrics of every row of the config, as written to the tables. */
+  rows: RowResult[];
 }
 
 /**
@@ -52,10 +54,34 @@ async function writeAll(
   outDir: string,
   computed: ReadonlySet<string>,
 ): Promise<AblateOutput> {
+  const { rows, rowsWithoutMetrics } = await collectRowResults(runner, plan, config, computed);
+  const roleOf = new Map(plan.stages.map((s) => [s.name, s.role]));
+  let labelMaps = 0;
+  for (const row of config.rows) {
+    if (!computed.has(row.name)) continue;
+    for (const s of plan.rows.find((r) => r.name === row.name)?.slots ?? []) {
+      if (roleOf.get(s.stage) !== "labels" || s.unit === null) continue;
+      labelMaps += writeRowLabels(outDir, row.name, s.unit, await runner.load(plan, s.key)).length;
+    }
+  }
+  const files = await writeResults(outDir, rows, { title: config.title ?? config.name, config: config.file });
+  return { files, labelMaps, rowsWithoutMetrics, rows };
+}
+
+/**
+ * Each row's metrics (the stage with role "metrics") beside the paper's numbers, writing nothing. Rows in
+ * `computed` are loaded through the runner (recomputing a corrupt entry); other rows only contribute metrics
+ * already cached.
+ */
+export async function collectRowResults(
+  runner: Runner,
+  plan: Plan,
+  config: LoadedConfig,
+  computed: ReadonlySet<string> = new Set(config.rows.map((r) => r.name)),
+): Promise<{ rows: RowResult[]; rowsWithoutMetrics: string[] }> {
   const roleOf = new Map(plan.stages.map((s) => [s.name, s.role]));
   const rows: RowResult[] = [];
   const rowsWithoutMetrics: string[] = [];
-  let labelMaps = 0;
   for (const row of config.rows) {
     const slots = plan.rows.find((r) => r.name === row.name)?.slots ?? [];
     const metricSlot = slots.find((s) => roleOf.get(s.stage) === "metrics");
@@ -67,14 +93,8 @@ async function writeAll(
     }
     if (!ours) rowsWithoutMetrics.push(row.name);
     rows.push({ row: row.name, title: row.title, ours, paper: row.paper });
-    if (!computed.has(row.name)) continue;
-    for (const s of slots) {
-      if (roleOf.get(s.stage) !== "labels" || s.unit === null) continue;
-      labelMaps += writeRowLabels(outDir, row.name, s.unit, await runner.load(plan, s.key)).length;
-    }
   }
-  const files = await writeResults(outDir, rows, { title: config.title ?? config.name, config: config.file });
-  return { files, labelMaps, rowsWithoutMetrics };
+  return { rows, rowsWithoutMetrics };
 }
 
 /** Verified artifacts if the entry exists and is intact, else null (never computes). */

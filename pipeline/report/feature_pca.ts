@@ -1,5 +1,5 @@
 /**
- * PCA pictures of the diffusion features (ALGORITHM.md §4): for the chosen frames of a clip, the top three
+ * PCA pictures of the diffusion features (docs/method.md §4): for the chosen frames of a clip, the top three
  * principal components of each decoder block's self-attention queries (cached `features` stage, q<i>
  * [T, h·w, C]) and of their mean (the aggregated feature, seg/aggregate.ts) shown as RGB on the feature
  * grid. One basis per block, fitted on all chosen frames together, so colours are comparable over time.

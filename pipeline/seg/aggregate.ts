@@ -1,5 +1,5 @@
 /**
- * Feature aggregation (ALGORITHM.md §4): the K-Means/KNN feature is the elementwise mean of the raw
+ * Feature aggregation (docs/method.md §4): the K-Means/KNN feature is the elementwise mean of the raw
  * self-attention queries of decoder blocks 6, 7, 8 (`features.aggregate: true`) or a single block
  * (`features.block`); CBR reads the raw query of `cbr.block`. The `features` stage stores every block's raw
  * query (`q<i>`), so rows that differ only in aggregation share the expensive diffusion pass and aggregate here.

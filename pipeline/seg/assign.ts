@@ -1,5 +1,5 @@
 /**
- * Cluster → dataset class (ALGORITHM.md §5.3–5.5, `match_gt_mask`): every K-Means cluster present in frame 0
+ * Cluster → dataset class (docs/method.md §5.3–5.5, `match_gt_mask`): every K-Means cluster present in frame 0
  * takes the most frequent GT value under its cells (ties → the smallest value; `np.unique` + `argmax`), GT
  * nearest-resized to the feature grid. Several clusters may merge into one class; GT values are used raw
  * (a cluster can become "others"/void). The label set Labels = sorted unique labels of the assigned frame-0 map

@@ -1,9 +1,9 @@
 /**
- * Correspondence-based refinement (ALGORITHM.md §7, `correct_low_res_mask` / `dense_tracking` /
+ * Correspondence-based refinement (docs/method.md §7, `correct_low_res_mask` / `dense_tracking` /
  * `dense_feature_matching_iterative` with use_aux, top_k = 1, spatial_filter, anchor "common").
  *
  * 1. One trajectory per frame-0 grid cell (row-major; the exact integer grid — the reference's float32 h/H·H
- *    round trip shifts a few start rows, ALGORITHM.md §13.19). From frame q to q+1 the next position maximises
+ *    round trip shifts a few start rows, docs/method.md §13.19). From frame q to q+1 the next position maximises
  *    (q/(q+1))·cos(s, f_{q+1}(p)) + (1/(q+1))·cos(s, f_0(p)) over the whole grid, s = feature of frame q at the
  *    current position (first maximum on ties). Because cosine is linear in the unit-normalised target, the two
  *    maps are one product against the combined target q/(q+1)·f̂_{q+1} + 1/(q+1)·f̂_0 (same value up to float

@@ -1,5 +1,5 @@
 /**
- * K-Means as scikit-learn 1.5 `KMeans(n_clusters=K, n_init=10)` runs it (ALGORITHM.md §5): data centred on its
+ * K-Means as scikit-learn 1.5 `KMeans(n_clusters=K, n_init=10)` runs it (docs/method.md §5): data centred on its
  * mean, greedy k-means++ init with 2 + ⌊ln K⌋ local trials, Lloyd iterations until the labels stop changing or
  * the squared centre shift ≤ tol · mean feature variance, empty clusters relocated to the farthest points, a
  * final E-step when stopping on tolerance, best of n_init runs by inertia (a run replaces the best only with a
@@ -8,7 +8,7 @@
  *
  * Own implementation rather than npm `ml-kmeans` 7.0.1: ml-kmeans needs nested number[][] input, has no n_init,
  * no sklearn tolerance semantics, no empty-cluster relocation, and computes distances pair by pair. Measured
- * (`deno run -A pipeline/seg/bench.ts`, 1024×640 float32, K = 20, shared 2-CPU machine): one k-means++ run
+ * (`deno run -A pipeline/bench/seg.ts`, 1024×640 float32, K = 20, shared 2-CPU machine): one k-means++ run
  * 0.09–0.11 s here (SIMD products; 0.11–0.17 s with the JS kernel) vs 1.2–1.7 s for ml-kmeans at similar
  * iterations and inertia; all 10 inits 0.3–0.4 s. At the reference size (14·1024 points, 10 inits) a hard,
  * overlapping case took 111 s (231 Lloyd iterations in the best run).

@@ -1,5 +1,5 @@
 /**
- * The scene-context classifier (ALGORITHM.md §6.1): sklearn `KNeighborsClassifier(n_neighbors=4)` with its
+ * The scene-context classifier (docs/method.md §6.1): sklearn `KNeighborsClassifier(n_neighbors=4)` with its
  * defaults — uniform weights, Euclidean distance, brute force. Squared distances come from blocked products,
  * ‖q‖² + ‖m‖² − 2 q·m, one [QB × MB] tile at a time, so the full query × memory matrix never exists; the k
  * nearest per query are kept in a small sorted list (equal distances: the lower memory index first). The vote

@@ -1,5 +1,5 @@
 /**
- * Difference maps → full-resolution labels (ALGORITHM.md §8.5–8.6, `compute_difference`, `get_seg_map_main`,
+ * Difference maps → full-resolution labels (docs/method.md §8.5–8.6, `compute_difference`, `get_seg_map_main`,
  * `filter_difference_map`).
  *
  * Per label L and frame: D_L = ‖I⁺ − I⁻‖ over RGB at the original size, either with the reference's uint8

@@ -127,7 +127,7 @@ function plan(view: FeatureView, p: Record<string, unknown>): BatchRange[] {
 
 const rangesJson = (rs: BatchRange[]): Json => rs.map((r) => [r.start, r.end]);
 
-/** K-Means on the first batch + frame-0 assignment (ALGORITHM.md §5). */
+/** K-Means on the first batch + frame-0 assignment (docs/method.md §5). */
 export const kmeansStage: Stage = {
   name: "kmeans",
   version: 1,
@@ -187,7 +187,7 @@ export const kmeansStage: Stage = {
   },
 };
 
-/** CBR trajectories + spatial test per distinct batch (ALGORITHM.md §7 steps 1–2; label-free). */
+/** CBR trajectories + spatial test per distinct batch (docs/method.md §7 steps 1–2; label-free). */
 export const cbrStage: Stage = {
   name: "cbr",
   version: 1,
@@ -233,7 +233,7 @@ export const cbrStage: Stage = {
   },
 };
 
-/** KNN context loop with CBR votes and memory replacement (ALGORITHM.md §6, §7 step 3). */
+/** KNN context loop with CBR votes and memory replacement (docs/method.md §6, §7 step 3). */
 export const knnStage: Stage = {
   name: "knn",
   version: 1,

@@ -1,5 +1,5 @@
 /**
- * The per-video segmentation flow of ALGORITHM.md §0/§5/§6 over precomputed features, without any model:
+ * The per-video segmentation flow of docs/method.md §0/§5/§6 over precomputed features, without any model:
  * batch split (§6.4), K-Means on the first batch + frame-0 label assignment (§5), then per batch a KNN
  * prediction of every frame from the memory (§6.2), optional CBR (§7), and the memory replaced by this batch's
  * features and (refined) labels. Later batches overwrite the coarse maps of frames they share with earlier ones.

@@ -1,6 +1,6 @@
 /**
  * Stage `frames`: one clip of the configured dataset, read, checked and resized to the processing size
- * (ALGORITHM.md §1.1: (W − W mod 64, H − H mod 64) with PIL bicubic, or the configured `resolution`), plus the
+ * (docs/method.md §1.1: (W − W mod 64, H − H mod 64) with PIL bicubic, or the configured `resolution`), plus the
  * first frame's GT nearest-resized to the feature grid (§5.3) when the clip is annotated.
  *
  * Frames are read, resized and streamed out one at a time (a long video never sits in memory).

@@ -1,5 +1,5 @@
 /**
- * Stage `labels` (ALGORITHM.md §8.6): per frame, normalise each label's difference map, optionally filter it
+ * Stage `labels` (docs/method.md §8.6): per frame, normalise each label's difference map, optionally filter it
  * with the Lanczos-upsampled coarse mask (strength s; 1.0 = off) and take the argmax over labels. Cheap, and
  * separate from `modulate` so the filtering strength can change without re-running any diffusion pass.
  *

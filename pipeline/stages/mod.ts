@@ -7,7 +7,8 @@ import { registerStages } from "../dag/registry.ts";
 import { cbrStage, kmeansStage, knnStage } from "../seg/stages.ts";
 import { evaluateStage } from "../metrics/evaluate.ts";
 import { framesStage } from "./frames.ts";
-import { featuresStage, invertStage } from "./diffusion.ts";
+import { invertStage } from "./invert.ts";
+import { featuresStage } from "./features.ts";
 import { modulateStage } from "./modulate.ts";
 import { labelsStage } from "./labels.ts";
 

@@ -1,133 +1,87 @@
 /**
- * Stage `modulate` (ALGORITHM.md §8.1–8.5): per batch, the unmodulated pass (recording latents and the attention
- * to inject), then for every label and sign a modulated re-denoising of the frames, decoded to images at the
- * original frame size, and the blurred ± difference map of every (frame, label).
+ * Stage `modulate` (docs/method.md §8.1–8.5): per batch, the unmodulated pass (recording latents and the
+ * attention to inject), then for every label and sign a modulated re-denoising of the frames, decoded to images at
+ * the original frame size, and the blurred ± difference map of every (frame, label). One clip loop for every
+ * backbone: a *sample* is what the backbone re-denoises together — one frame (SD), or the whole batch when its
+ * frames are one video (SVD).
  *
  * Schedules (`schedule`):
  * - `reference`: the reference code's pass structure literally — for sign in (+,−), for each label, every frame
  *   of the batch is re-denoised (frames where the label is absent get an all-zero mask).
- * - `optimized`: only (frame, label) pairs whose mask is non-empty are re-denoised, all signs/labels/frames
- *   batched together. An absent label's difference map is exactly zero in the reference too: with a zero mask
- *   there is no modulation, blending restores the unmodulated latent, and injection makes every later step the
- *   unmodulated one, so I⁺ = I⁻ (see tests/stages/modulate_test.ts). Groups are as large as the memory budget
- *   `modulation.batch_bytes` allows (default {@link DEFAULT_BATCH_BYTES}), and the first modulated step reuses
- *   the unmodulated pass's UNet prefix: its input is x_{t_m} itself, so everything before the modulated block
- *   (up position `modulation.block`) is identical; only the rest of the UNet is run per sample
- *   (tests/bench/optimized_test.ts). A batch the plan repeats is run once (its rerun is identical).
- *   Every difference map it computes is also a shared sample (the runner's sample cache): another instance with the same frames, params and mask — an
+ * - `optimized`: only samples with a non-empty mask are re-denoised, all signs/labels batched together. An absent
+ *   label's difference map is exactly zero in the reference too: with a zero mask there is no modulation, blending
+ *   restores the unmodulated latent, and injection makes every later step the unmodulated one, so I⁺ = I⁻
+ *   (tests/stages/modulate_test.ts). Groups are as large as the memory budget `modulation.batch_bytes` allows,
+ *   and, where the backbone supports it, the first modulated step reuses the unmodulated pass's UNet prefix (its
+ *   input is x_{t_m} itself, so everything before the modulated block is identical; tests/bench/optimized_test.ts).
+ *   A batch the plan repeats is run once (its rerun is identical). Every difference map it computes is also a
+ *   shared sample (the runner's sample cache): another instance with the same frames, params and mask — an
  *   ablation row that differs elsewhere — copies it instead of re-denoising.
  *
- * The stored attention of the unmodulated pass (a few MB per batch for the embedded model, ≈1.6 GB/step at SD
- * 2.1 size) stays in memory inside this stage: recomputing the unmodulated pass costs one pass out of
- * 1 + 2·|Labels|, far cheaper than caching gigabytes per batch.
+ * The stored attention of the unmodulated pass stays in memory inside this stage: recomputing the unmodulated pass
+ * costs one pass out of 1 + 2·|Labels|, far cheaper than caching gigabytes per batch.
  *
  * Artifacts: tensors `diff` U8 [N, L, H0, W0] (blurred difference maps, before normalisation), json
  * {labels: number[]}.
  * @module
  */
 import { type Artifacts, rowsOf, shapeOf, type Stage, type StageContext, tensorOutput } from "../dag/stage.ts";
-import type { VidsegConfig } from "../config/schema.ts";
 import { type Tensor, u8 } from "../tensor/tensor.ts";
 import type { BatchRange } from "../seg/video.ts";
-import { legacyDdpmSchedule } from "../backbone/sampler/schedule.ts";
-import { addNoise } from "../backbone/sampler/noise.ts";
-import { tapName } from "../backbone/models/unet.ts";
+import { distinctBatches, planBatches } from "../seg/video.ts";
 import { resizeBilinearCv } from "../tensor/ops.ts";
 import { differenceMap } from "../seg/labels.ts";
+import { type ModSample, openBackbone } from "../backbone/backbone.ts";
 import {
-  type BackboneParams,
-  condOf,
-  MICRO_BATCH,
-  unetLayoutOf,
-  unetRowBytes,
-  vaeOf,
-  VariantRunner,
-} from "./backbone.ts";
-import { type ModSample, modulatedPass, type ModulationSettings, type PassSettings, unmodulatedPass } from "./passes.ts";
-import { distinctBatches, planBatches } from "../seg/video.ts";
-import { images01ToFrames } from "./frames_util.ts";
-import { svdModulateClip } from "./svd_stages.ts";
+  BACKBONE_FIELDS,
+  backboneOf,
+  keysOf,
+  MODULATE_FIELDS,
+  MODULATE_SAMPLER_FIELDS,
+  modulationOf,
+  samplerOf,
+} from "./params.ts";
+import { noiseOf } from "./features.ts";
 
 type P = Record<string, unknown>;
 
-/**
- * Settings group `modulation` (the config schema's type), plus the optimized schedule's memory budget of one
- * group in bytes (not a config key yet; null/absent: {@link DEFAULT_BATCH_BYTES}).
- */
-export type ModulationParams = VidsegConfig["modulation"] & { batch_bytes?: number | null };
-
-/** Decoder positions whose attention is injected (every up-path position with a transformer, 3..11). */
-export const INJECT_POSITIONS = [3, 4, 5, 6, 7, 8, 9, 10, 11];
-
-/** Default memory budget of one optimized group of modulated samples (bytes). */
-export const DEFAULT_BATCH_BYTES = 2 ** 31;
-
 /** Knobs of the optimized schedule (the stage derives them from the config; the bench varies them). */
 export interface OptimizedOptions {
-  /** Samples per modulated group (each sample is 2 UNet rows under CFG). */
-  groupSamples: number;
-  /** UNet rows per backend run. */
-  microBatch: number;
-  /** Resume the first modulated step from the unmodulated pass's prefix. */
+  /** Samples per modulated group (each sample is 2 UNet rows per frame under CFG); default: the memory budget's. */
+  groupSamples?: number;
+  /** UNet rows per backend run; default: the memory budget's. */
+  microBatch?: number;
+  /** Resume the first modulated step from the unmodulated pass's prefix (backbones that support it). */
   reusePrefix: boolean;
   /**
    * Run a batch the plan repeats (the reference reruns the last window when N is a multiple of the batch size,
-   * ALGORITHM.md §13.14) only once: the rerun has the same frames, noise and masks, so its output is identical.
+   * docs/method.md §13.14) only once: the rerun has the same frames, noise and masks, so its output is identical.
    */
   skipRepeats: boolean;
-}
-
-/**
- * Group size and backend batch from a memory budget: half of it for the group's own tensors (injected attention
- * of one step, prefix, decoded images), half for one backend run's activations. On CPU the backend batch is also
- * capped at the runner's {@link MICRO_BATCH}: larger onnxruntime batches are not faster there (cache-bound), and
- * only cost memory; on CUDA the budget alone decides.
- */
-export function optimizedOptions(
-  b: BackboneParams,
-  latent: [number, number],
-  image: [number, number],
-  injectPositions: readonly number[],
-  splitAt: number,
-  budget: number,
-): OptimizedOptions {
-  const r = unetRowBytes(unetLayoutOf(b), latent[0], latent[1], injectPositions, splitAt);
-  const perSample = 2 * (r.injected + r.prefix) + image[0] * image[1] * 3 * 5; // decoded F32 + U8 copy
-  return {
-    groupSamples: Math.max(1, Math.floor(budget / 2 / perSample)),
-    microBatch: Math.min(
-      Math.max(2, Math.floor(budget / 2 / r.activations)),
-      b.provider === "cuda" ? Infinity : MICRO_BATCH,
-    ),
-    reusePrefix: true,
-    skipRepeats: true,
-  };
 }
 
 export const modulateStage: Stage<P> = {
   name: "modulate",
   version: 1,
-  params: ["backbone", "sampler", "batch_size", "dedupe_last_batch", "modulation", "schedule"],
+  params: [
+    ...keysOf("backbone", BACKBONE_FIELDS),
+    ...keysOf("sampler", MODULATE_SAMPLER_FIELDS),
+    "batch_size",
+    "dedupe_last_batch",
+    ...keysOf("modulation", MODULATE_FIELDS),
+    "schedule",
+  ],
   upstream: ["frames", "invert", "knn"],
   run(inputs, p, ctx): Promise<Artifacts> {
-    // SVD: a batch is one video (temporal attention), with its own passes and conditioning (svd_stages.ts).
-    if ((p.backbone as BackboneParams).kind === "svd") return svdModulateClip(inputs, p, ctx);
-    if (p.schedule === "reference") return modulateClip(inputs, p, ctx, null);
-    const m = p.modulation as ModulationParams;
-    const z0 = shapeOf(inputs.invert, "z0")!.shape;
-    const frames = inputs.frames.json.size as [number, number] | undefined;
-    const image: [number, number] = frames ?? [z0[2] * 8, z0[3] * 8];
-    const opt = optimizedOptions(
-      p.backbone as BackboneParams,
-      [z0[2], z0[3]],
-      image,
-      m.injection ? INJECT_POSITIONS : [],
-      m.block,
-      m.batch_bytes ?? DEFAULT_BATCH_BYTES,
-    );
-    return modulateClip(inputs, p, ctx, opt);
+    return modulateClip(inputs, p, ctx, p.schedule === "reference" ? null : { reusePrefix: true, skipRepeats: true });
   },
 };
+
+/** Which (label, sign) a sample of a group is, and its masks (for the sample cache). */
+interface SampleKey {
+  l: number;
+  sign: number;
+}
 
 /**
  * The stage's work on one clip: the reference schedule (`opt` null) or the optimized one with the given knobs
@@ -140,38 +94,19 @@ export async function modulateClip(
   opt: OptimizedOptions | null,
 ): Promise<Artifacts> {
   const z0Shape = shapeOf(inputs.invert, "z0")!.shape; // [N, 4, h, w]; read batch by batch
-  const eps = inputs.invert.tensors.eps as Tensor<"F32">;
+  const noise = noiseOf(inputs.invert);
   // Per distinct batch, the (CBR-refined when on) coarse maps: the masks of that batch's passes.
   const coarse = inputs.knn.tensors.coarse_batches as Tensor<"I32">; // [B, F, h, w]
   const labels = inputs.knn.json.labels as number[];
   const [H0, W0] = inputs.frames.json.size0 as [number, number];
-  const N = z0Shape[0], gh = coarse.shape[2], gw = coarse.shape[3], tokens = gh * gw;
-  const s = p.sampler as { steps: number; t_m: number; t_f: number; guidance: number };
-  const m = p.modulation as ModulationParams;
-  const b = p.backbone as BackboneParams;
-  if (m.attn !== "cross") throw new Error("modulate: self-attention modulation is the SVD setting (not for SD)");
-  const schedule = legacyDdpmSchedule(s.steps);
-  const settings: PassSettings = { schedule, start: s.t_m, end: s.steps, guidance: s.guidance, cond: await condOf(b) };
-  const injectPositions = m.injection ? INJECT_POSITIONS : [];
-  const namesOf = (ps: readonly number[]) =>
-    ps.flatMap((i) => [tapName(i, "attn1_q"), tapName(i, "attn1_k"), tapName(i, "attn2_out")]);
-  const injectNames = namesOf(injectPositions);
-  const runner = new VariantRunner(b, m.block, injectPositions);
-  const vae = await vaeOf(b, m.decoder);
-  // SD blends on steps t_m..t_m+1 only; SVD (and blend_until_end) to the last step (ALGORITHM.md §8.4).
-  const blendEnd = !m.latent_blending ? -1 : m.blend_until_end ? s.steps - 1 : s.t_m + 1;
-  const reusePrefix = !!opt?.reusePrefix;
-  const modSettings: ModulationSettings = {
-    lambda: m.lambda,
-    tokens,
-    injection: m.injection,
-    injectNames,
-    blendEnd,
-    grid: [gh, gw],
-    reusePrefix,
-    // At the split (the modulated block's input) only positions from there on still read injected tensors.
-    prefixInjectNames: namesOf(injectPositions.filter((i) => i >= runner.splitPosition)),
-    microBatch: opt?.microBatch,
+  const N = z0Shape[0], tokens = coarse.shape[2] * coarse.shape[3];
+  const m = modulationOf(p);
+  const backbone = openBackbone(backboneOf(p));
+  const setup = {
+    sampler: samplerOf(p, MODULATE_SAMPLER_FIELDS),
+    modulation: m,
+    reusePrefix: !!opt?.reusePrefix && backbone.prefixReuse,
+    size0: [H0, W0] as const,
   };
 
   const L = labels.length;
@@ -181,16 +116,21 @@ export async function modulateClip(
   const distinct = distinctBatches(plan);
   const batches = opt?.skipRepeats ? distinct : plan;
   const owned = finalRows(batches);
-  // Optimized schedule inside the runner: each (frame, mask) difference map is also a shared sample keyed by what
-  // it depends on — frames and inverted latents (upstream keys), params, batch, frame, mask — so ablation rows
-  // that agree on a mask compute it once (tests/stages/modulate_test.ts). The reference stays literal.
+  // Optimized schedule inside the runner: each sample's difference maps are also a shared sample keyed by what
+  // they depend on — frames and inverted latents (upstream keys), params, batch, frames, masks — so ablation rows
+  // that agree on a mask compute them once (tests/stages/modulate_test.ts). The reference stays literal.
   const shared = opt && ctx.upstreamKeys?.frames && ctx.upstreamKeys?.invert ? ctx.samples : undefined;
   const { schedule: _, ...sharedParams } = p;
   const sharedBase = { frames: ctx.upstreamKeys?.frames, invert: ctx.upstreamKeys?.invert, params: sharedParams };
+  const plane = H0 * W0;
   let done = 0, sharedPairs = 0;
   for (const [bi, { start, end }] of batches.entries()) {
     const slot = distinct.findIndex((d) => d.start === start && d.end === end);
     const F = end - start;
+    // The samples of a label: one per frame, or one for the whole batch when its frames are one video.
+    const units = backbone.coupledFrames
+      ? [Array.from({ length: F }, (_, f) => f)]
+      : Array.from({ length: F }, (_, f) => [f]);
     // This batch's maps; a later (overlapping) batch overwrites its frames entirely, so only the rows no later
     // batch rewrites are streamed out (absent labels stay zero).
     const diff = u8([F, L, H0, W0]);
@@ -201,55 +141,104 @@ export async function modulateClip(
       for (let n = 0; n < tokens; n++) if (src[n] === label) (out[n] = 1, any = true);
       return any ? out : null;
     };
-    const itemKey = (f: number, mk: Uint8Array) => ({ ...sharedBase, batch: [start, end], f, mask: mk.join("") });
-    // A present (frame, label) still to modulate: its mask, or null when absent or already shared (copied in).
-    const todo = (f: number, l: number): Uint8Array | null => {
-      const mk = mask(f, labels[l]);
-      const hit = mk && shared?.get(itemKey(f, mk));
-      if (hit?.length !== H0 * W0) return mk;
-      diff.data.set(hit, (f * L + l) * H0 * W0);
-      sharedPairs++;
+    const itemKey = (q: ModSample) => ({
+      ...sharedBase,
+      batch: [start, end],
+      frames: q.frames,
+      masks: q.masks.map((mk) => (mk ? mk.join("") : "")),
+    });
+    // A sample of label l still to modulate (both signs), or none when its masks are empty or it was shared.
+    const todo = (u: readonly number[], l: number): ModSample | null => {
+      const masks = u.map((f) => mask(f, labels[l]));
+      if (masks.every((mk) => mk === null)) return null;
+      const q = { frames: u, masks, sign: 1 };
+      const hit = shared?.get(itemKey(q));
+      if (hit?.length !== u.length * plane) return q;
+      u.forEach((f, i) => diff.data.set(hit.subarray(i * plane, (i + 1) * plane), (f * L + l) * plane));
+      sharedPairs += u.length;
       return null;
     };
-    const { groups, keys } = opt ? optimizedGroups(F, L, todo, opt.groupSamples)
-      : referenceGroups(F, L, (f, l) => mask(f, labels[l]));
-    // Everything shared already: not even the unmodulated pass is needed.
-    const x0 = groups.length
-      ? addNoise(rowsOf(inputs.invert, "z0", start, end) as Tensor<"F32">, schedule.sigmas[s.t_m], eps)
-      : null;
-    const record = x0 && await unmodulatedPass(runner, x0, settings, { taps: injectNames, recordPrefix: reusePrefix });
-    const plus = new Map<string, Tensor<"U8">>();
-    const minus = new Map<string, Tensor<"U8">>();
-    if (!groups.length) ctx.progress(++done, batches.length, "batches modulated");
-    for (const [g, samples] of groups.entries()) {
-      const xT = await modulatedPass(runner, x0!, record!, samples, settings, modSettings);
-      const imgs = images01ToFrames(await vae.decode(xT)); // [B, H, W, 3] uint8
-      const [, H, W] = imgs.shape;
-      for (const [j, k] of keys[g].entries()) {
-        const one = { dtype: "U8" as const, shape: [H, W, 3], data: imgs.data.subarray(j * H * W * 3, (j + 1) * H * W * 3) };
-        const full = resizeBilinearCv(one, H0, W0);
-        const key = `${k.f}|${k.l}`;
-        (k.sign > 0 ? plus : minus).set(key, full);
-        const a = plus.get(key), c = minus.get(key);
-        if (a && c) {
-          const d = differenceMap(a, c, m.difference_mode);
-          diff.data.set(d.data, (k.f * L + k.l) * H0 * W0);
-          shared?.put(itemKey(k.f, samples[j].mask!), d.data);
-          plus.delete(key);
-          minus.delete(key);
+    // Reference: for sign in (+, −), for each label, one group of every sample (absent → zero masks).
+    // Optimized: only present samples, both signs adjacent, grouped by the memory budget below.
+    const list: { q: ModSample; k: SampleKey }[][] = [];
+    if (!opt) {
+      for (const sign of [1, -1]) {
+        for (let l = 0; l < L; l++) {
+          list.push(units.map((u) => ({ q: { frames: u, masks: u.map((f) => mask(f, labels[l])), sign }, k: { l, sign } })));
         }
       }
-      done += 1 / groups.length;
-      ctx.progress(Math.round(100 * done) / 100, batches.length, "batches modulated");
+    } else {
+      const all: { q: ModSample; k: SampleKey }[] = [];
+      for (let l = 0; l < L; l++) {
+        for (const u of units) {
+          const q = todo(u, l);
+          if (q) for (const sign of [1, -1]) all.push({ q: { ...q, sign }, k: { l, sign } });
+        }
+      }
+      if (all.length) list.push(all);
+    }
+    // Everything shared already: not even the unmodulated pass is needed.
+    if (!list.length) {
+      ctx.progress(++done, batches.length, "batches modulated");
+    } else {
+      const record = await backbone.record({
+        frames: () => rowsOf(inputs.frames, "frames", start, end) as Tensor<"U8">,
+        z0: rowsOf(inputs.invert, "z0", start, end) as Tensor<"F32">,
+        noise,
+      }, setup);
+      const budgeted = opt && (opt.groupSamples === undefined || opt.microBatch === undefined)
+        ? backbone.groupOptions(record, m.batch_bytes)
+        : undefined;
+      const groups = opt ? chunk(list[0], opt.groupSamples ?? budgeted!.groupSamples) : list;
+      const microBatch = opt ? opt.microBatch ?? budgeted!.microBatch : undefined;
+      const plus = new Map<string, Tensor<"U8">>();
+      const minus = new Map<string, Tensor<"U8">>();
+      for (const group of groups) {
+        const imgs = await backbone.modulate(record, group.map((s) => s.q), microBatch); // [Σ frames, H, W, 3]
+        const [, H, W] = imgs.shape;
+        let row = 0;
+        for (const { q, k } of group) {
+          for (const f of q.frames) {
+            const one = { dtype: "U8" as const, shape: [H, W, 3], data: imgs.data.subarray(row * H * W * 3, (row + 1) * H * W * 3) };
+            row++;
+            const full = resizeBilinearCv(one, H0, W0);
+            const key = `${f}|${k.l}`;
+            (k.sign > 0 ? plus : minus).set(key, full);
+            const a = plus.get(key), c = minus.get(key);
+            if (a && c) {
+              const d = differenceMap(a, c, m.difference_mode);
+              diff.data.set(d.data, (f * L + k.l) * plane);
+              plus.delete(key);
+              minus.delete(key);
+            }
+          }
+          // Both signs of the sample done: share its maps.
+          if (shared && k.sign < 0) {
+            const maps = new Uint8Array(q.frames.length * plane);
+            q.frames.forEach((f, i) => maps.set(diff.data.subarray((f * L + k.l) * plane, (f * L + k.l + 1) * plane), i * plane));
+            shared.put(itemKey(q), maps);
+          }
+        }
+        done += 1 / groups.length;
+        ctx.progress(Math.round(100 * done) / 100, batches.length, "batches modulated");
+      }
     }
     const [a, b] = owned[bi];
     if (b > a) {
-      const plane = L * H0 * W0;
-      diffOut.append({ dtype: "U8", shape: [b - a, L, H0, W0], data: diff.data.subarray((a - start) * plane, (b - start) * plane) });
+      const rows = L * plane;
+      diffOut.append({ dtype: "U8", shape: [b - a, L, H0, W0], data: diff.data.subarray((a - start) * rows, (b - start) * rows) });
     }
   }
   if (sharedPairs) ctx.log(`${sharedPairs} (frame, label) difference maps shared with other rows`);
   return { tensors: diffOut.result(), json: { labels } };
+}
+
+/** Groups of at most `size` items; even sizes keep a sample's ± pair in one group (its maps are taken at once). */
+function chunk<T>(all: readonly T[], size: number): T[][] {
+  const step = Math.max(2, size - (size % 2));
+  const out: T[][] = [];
+  for (let i = 0; i < all.length; i += step) out.push(all.slice(i, i + step));
+  return out;
 }
 
 /**
@@ -266,40 +255,4 @@ export function finalRows(batches: readonly BatchRange[]): [number, number][] {
     written = b;
     return out;
   });
-}
-
-/** Which (frame, label, sign) each sample of a group is. */
-interface SampleKey {
-  f: number;
-  l: number;
-  sign: number;
-}
-
-/** The reference order: for sign in (+, −), for each label, one group of every frame (absent → zero mask). */
-function referenceGroups(F: number, L: number, mask: (f: number, l: number) => Uint8Array | null) {
-  const groups: ModSample[][] = [], keys: SampleKey[][] = [];
-  for (const sign of [1, -1]) {
-    for (let l = 0; l < L; l++) {
-      groups.push(Array.from({ length: F }, (_, f) => ({ frame: f, mask: mask(f, l), sign })));
-      keys.push(Array.from({ length: F }, (_, f) => ({ f, l, sign })));
-    }
-  }
-  return { groups, keys };
-}
-
-/** Only present (frame, label) pairs, both signs adjacent, in groups of at most `size` samples. */
-function optimizedGroups(F: number, L: number, mask: (f: number, l: number) => Uint8Array | null, size: number) {
-  const all: ModSample[] = [], allKeys: SampleKey[] = [];
-  for (let l = 0; l < L; l++) {
-    for (let f = 0; f < F; f++) {
-      const mk = mask(f, l);
-      if (!mk) continue;
-      for (const sign of [1, -1]) (all.push({ frame: f, mask: mk, sign }), allKeys.push({ f, l, sign }));
-    }
-  }
-  // Even sizes keep a sample's ± pair in one group (their difference map is taken as soon as both exist).
-  const step = Math.max(2, size - (size % 2));
-  const groups: ModSample[][] = [], keys: SampleKey[][] = [];
-  for (let i = 0; i < all.length; i += step) (groups.push(all.slice(i, i + step)), keys.push(allKeys.slice(i, i + step)));
-  return { groups, keys };
 }

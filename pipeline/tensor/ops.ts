@@ -1,6 +1,6 @@
 /**
  * The few tensor operations the segmentation needs, each replicating the library call the reference code makes
- * (ALGORITHM.md Appendix A): PIL NEAREST / BICUBIC / LANCZOS resizes (fixed-point, horizontal pass first),
+ * (docs/method.md Appendix A): PIL NEAREST / BICUBIC / LANCZOS resizes (fixed-point, horizontal pass first),
  * OpenCV INTER_LINEAR (fixed-point, half-pixel), OpenCV GaussianBlur 5×5 (reflect-101), per-pixel L∞
  * normalisation, mean, argmax over a leading axis and row gather. Images are [H, W] or [H, W, C] row-major.
  * @module
@@ -40,7 +40,7 @@ export function normalizeLinf(t: Tensor<"F32">): Tensor<"F32"> {
   return f32(t.shape, out);
 }
 
-/** Elementwise mean of same-shaped float tensors (block aggregation, ALGORITHM.md §4). */
+/** Elementwise mean of same-shaped float tensors (block aggregation, docs/method.md §4). */
 export function meanOf(ts: readonly Tensor<"F32">[]): Tensor<"F32"> {
   if (ts.length === 0) throw new Error("meanOf: no tensors");
   const shape = ts[0].shape, out = new Float64Array(ts[0].data.length);
@@ -192,7 +192,7 @@ function pilResample(
   return { dtype: "U8", shape, data: cur === t.data ? cur.slice() : cur };
 }
 
-/** PIL `resize(BICUBIC)` of an 8-bit image (frame → processing size, ALGORITHM.md §0). */
+/** PIL `resize(BICUBIC)` of an 8-bit image (frame → processing size, docs/method.md §0). */
 export function resizeBicubicPil(t: Tensor<"U8">, outH: number, outW: number): Tensor<"U8"> {
   return pilResample(t, outH, outW, PIL_FILTERS.bicubic);
 }

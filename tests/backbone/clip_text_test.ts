@@ -3,12 +3,12 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { assert, assertEquals, assertLess, assertRejects } from "../assert.ts";
-import { type ClipTextConfig, ClipTextModel } from "../../pipeline/backbone/models/clip_text.ts";
+import { type ClipTextConfig, ClipTextModel } from "../../pipeline/backbone/clip/text.ts";
 import {
   emptyPromptEmbedding,
   emptyPromptIds,
   promptTokens,
-} from "../../pipeline/backbone/models/prompt_embedding.ts";
+} from "../../pipeline/backbone/clip/prompt_embedding.ts";
 import { UserError } from "../../pipeline/errors.ts";
 import { encodeSafetensors, parseSafetensors } from "../../pipeline/tensor/safetensors.ts";
 import { f32, maxAbs, maxAbsDiff, rows, type Tensor, toF32 } from "../../pipeline/tensor/tensor.ts";
@@ -27,6 +27,10 @@ const idsI64: Tensor<"I64"> = {
 };
 
 const close = closeTo;
+/** The set's text-encoder config and what the stored ids say: row 0 = the tokenized empty prompt [BOS, EOS, pad…]. */
+const config = JSON.parse(fs.readFileSync(path.join(TE, "config.json"), "utf8"));
+const [, L] = ids.shape, C = R("output.last_hidden_state").shape[2];
+const [BOS, EOS, PAD] = [ids.data[0], ids.data[1], ids.data[2]];
 
 Deno.test("CLIPTextModel: last_hidden_state, layer outputs and pooled token of all 4 rows", async () => {
   const t0 = performance.now();
@@ -39,7 +43,7 @@ Deno.test("CLIPTextModel: last_hidden_state, layer outputs and pooled token of a
     close(out[k], R(k), k, report);
   }
   // pooler_output (legacy eos_token_id = 2 rule): the hidden state at argmax(ids) = first EOS
-  const [B, L] = ids.shape, C = 32, lhs = toF32(out.last_hidden_state), pooled = new Float32Array(B * C);
+  const B = ids.shape[0], lhs = toF32(out.last_hidden_state), pooled = new Float32Array(B * C);
   for (let b = 0; b < B; b++) {
     let arg = 0;
     for (let j = 1; j < L; j++) if (ids.data[b * L + j] > ids.data[b * L + arg]) arg = j;
@@ -50,21 +54,24 @@ Deno.test("CLIPTextModel: last_hidden_state, layer outputs and pooled token of a
   const i32 = { dtype: "I32" as const, shape: ids.shape, data: Int32Array.from(ids.data) };
   close(await te.encode(i32), R("output.last_hidden_state"), "encode(I32)", report);
   await assertRejects(
-    () => te.encode({ dtype: "I32", shape: [1, 2], data: Int32Array.of(998, 1000) }),
+    () => te.encode({ dtype: "I32", shape: [1, 2], data: Int32Array.of(BOS, config.vocab_size) }),
     RangeError,
-    "token id 1000",
+    `token id ${config.vocab_size}`,
   );
   console.log(report, `load ${tLoad.toFixed(0)} ms`);
   await te.release();
 });
 
-const tinyCfg = { vocabSize: 1000, maxPositions: 77 } as ClipTextConfig;
+const tinyCfg = {
+  vocabSize: config.vocab_size,
+  maxPositions: config.max_position_embeddings,
+} as ClipTextConfig;
 
 Deno.test("empty-prompt ids: derived BOS/EOS without a tokenizer, from vocab.json with one", () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "prompt-"));
   try {
     const t = promptTokens(tmp, tinyCfg);
-    assertEquals(t, { bos: 998, eos: 999, pad: 0, length: 77 });
+    assertEquals(t, { bos: BOS, eos: EOS, pad: PAD, length: L });
     const row0 = [...rows(ids, 0, 1).data];
     assertEquals([...emptyPromptIds(t).data].map(Number), row0, 'conformance row 0 = tokenized ""');
     // real SD 2.x vocabulary: pad "!" = 0
@@ -103,8 +110,8 @@ Deno.test("emptyPromptEmbedding: from text_encoder/, else from model_index.json'
       fs.copyFileSync(path.join(TE, f), path.join(tmp, "text_encoder", f));
     }
     const e = await emptyPromptEmbedding(tmp, { threads: 1 });
-    assertEquals(e.shape, [1, 77, 32]);
-    const row0 = f32([1, 77, 32], rows(R("output.last_hidden_state"), 0, 1).data.slice());
+    assertEquals(e.shape, [1, L, C]);
+    const row0 = f32([1, L, C], rows(R("output.last_hidden_state"), 0, 1).data.slice());
     assertLess(maxAbsDiff(e, row0), 1e-4 * maxAbs(row0));
     // no text encoder: the stored embedding
     fs.rmSync(path.join(tmp, "text_encoder"), { recursive: true });
@@ -128,21 +135,21 @@ Deno.test("emptyPromptEmbedding: from text_encoder/, else from model_index.json'
     assertEquals([...stored.data], [...row0.data]);
     fs.writeFileSync(
       path.join(tmp, "prompt_embedding.safetensors"),
-      encodeSafetensors({ empty_prompt: f32([1, 76, 32]) }),
+      encodeSafetensors({ empty_prompt: f32([1, L - 1, C]) }),
     );
     await assertRejects(
       () => emptyPromptEmbedding(tmp),
       UserError,
-      'tensor "empty_prompt" has shape [1, 76, 32], expected [1, 77, D]',
+      `tensor "empty_prompt" has shape [1, ${L - 1}, ${C}], expected [1, ${L}, D]`,
     );
     fs.mkdirSync(path.join(tmp, "unet"));
-    fs.writeFileSync(path.join(tmp, "unet", "config.json"), JSON.stringify({ cross_attention_dim: 64 }));
+    fs.writeFileSync(path.join(tmp, "unet", "config.json"), JSON.stringify({ cross_attention_dim: 2 * C }));
     fs.writeFileSync(
       path.join(tmp, "prompt_embedding.safetensors"),
       encodeSafetensors({ empty_prompt: row0 }),
     );
-    const err = await assertRejects(() => emptyPromptEmbedding(tmp), UserError, "has width 32 but");
-    assert(err.message.includes("cross_attention_dim 64"));
+    const err = await assertRejects(() => emptyPromptEmbedding(tmp), UserError, `has width ${C} but`);
+    assert(err.message.includes(`cross_attention_dim ${2 * C}`));
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

@@ -1,5 +1,5 @@
 /**
- * Test helpers for the conformance sets (../shared/conformance, ../shared/conformance-svd): reading their
+ * Test helpers for the conformance sets (tests/fixtures/conformance, tests/fixtures/conformance-svd): reading their
  * safetensors files as float32 or float64, a temporary graph cache per test file, and the README tolerance check.
  */
 import * as fs from "node:fs";

@@ -12,7 +12,7 @@ import {
   type ClipVisionConfig,
   ClipVisionModel,
   clipVisionSpec,
-} from "../../pipeline/backbone/models/clip_vision.ts";
+} from "../../pipeline/backbone/clip/vision.ts";
 import { gaussianNoise } from "../../pipeline/backbone/sampler/noise.ts";
 import { UserError } from "../../pipeline/errors.ts";
 import { encodeSafetensors } from "../../pipeline/tensor/safetensors.ts";

@@ -1,20 +1,22 @@
 /**
  * The SVD path end to end on the tiny conformance model (tests/fixtures/conformance-svd):
  * - `VScalingWithEDMcNoise` constants and added time ids against sgm (scheduler.safetensors, trajectory inputs);
- * - the short sgm trajectories (steps 17..19, without guidance and with per-frame linear CFG 1.0→2.5) run with the
+ * - the short sgm trajectories (from the stored start step, without guidance and with per-frame linear CFG) run with the
  *   real SVD UNet through `svdEpsModel` + `sampleEuler` (trajectory.safetensors: UNet inputs and outputs,
  *   denoised, latents after every step);
  * - a 14-frame run of the method's SVD pass (noise at σ[17], steps 17..24 with per-frame CFG, decode frame by
- *   frame): shapes, determinism, and what the position-8 modulation at step 17 may change;
+ *   frame): shapes, determinism, and what the position-8 modulation at step 17 may change (the method's settings;
+ *   shapes follow from the set's configs);
  * - one-line errors for SD/SVD folder mix-ups.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { UNet } from "../../pipeline/backbone/models/unet.ts";
-import { parseSvdUNetConfig } from "../../pipeline/backbone/models/svd_config.ts";
-import { SvdUNet } from "../../pipeline/backbone/models/svd_unet.ts";
-import { TemporalVae } from "../../pipeline/backbone/models/svd_vae.ts";
+import { UNet } from "../../pipeline/backbone/sd/unet.ts";
+import { parseSvdUNetConfig } from "../../pipeline/backbone/svd/config.ts";
+import { SvdUNet } from "../../pipeline/backbone/svd/unet.ts";
+import { TemporalVae } from "../../pipeline/backbone/vae/temporal.ts";
+import { LazySafetensors } from "../../pipeline/backbone/weights/lazy_safetensors.ts";
 import { linearFrameScales } from "../../pipeline/backbone/sampler/cfg.ts";
 import { sampleEuler } from "../../pipeline/backbone/sampler/euler.ts";
 import { addNoise, gaussianNoise } from "../../pipeline/backbone/sampler/noise.ts";
@@ -54,12 +56,17 @@ const maxRel = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   return m;
 };
 
+/** The set's configs and schedule length (diffusers' files, not the parsed layouts). */
+const unetConfig = JSON.parse(fs.readFileSync(path.join(CONF, "unet", "config.json"), "utf8"));
+const vaeConfig = JSON.parse(fs.readFileSync(path.join(CONF, "vae", "config.json"), "utf8"));
+const STEPS = readF64("scheduler.safetensors").get("sgm64.c_noise")!.data.length;
+
 let plainUNet: Promise<SvdUNet> | undefined;
 const plain = () => (plainUNet ??= SvdUNet.load(CONF, { cacheDir: CACHE, variantName: "svd-plain" }));
 
 Deno.test("VScalingWithEDMcNoise constants match sgm float32 and float64; added time ids; fps mapping", () => {
   const sched = readF64("scheduler.safetensors");
-  const sig = edmSchedule(25).sigmas;
+  const sig = edmSchedule(STEPS).sigmas;
   const sig32 = sched.get("sgm.sigmas")!.data;
   for (
     const [name, key] of [["cSkip", "c_skip"], ["cOut", "c_out"], ["cIn", "c_in"], [
@@ -67,8 +74,8 @@ Deno.test("VScalingWithEDMcNoise constants match sgm float32 and float64; added 
       "c_noise",
     ]] as const
   ) {
-    const f64 = Array.from({ length: 25 }, (_, i) => vScaling(sig[i])[name]);
-    const f32v = Array.from({ length: 25 }, (_, i) => vScaling(sig32[i], { float32: true })[name]);
+    const f64 = Array.from({ length: STEPS }, (_, i) => vScaling(sig[i])[name]);
+    const f32v = Array.from({ length: STEPS }, (_, i) => vScaling(sig32[i], { float32: true })[name]);
     const r64 = maxRel(f64, sched.get(`sgm64.${key}`)!.data),
       r32 = maxRel(f32v, sched.get(`sgm.${key}`)!.data);
     assertLess(r64, 1e-6, `${key} float64 rel ${r64}`);
@@ -77,9 +84,17 @@ Deno.test("VScalingWithEDMcNoise constants match sgm float32 and float64; added 
   }
   // diffusers' SVD scheduler timesteps are the same c_noise.
   const ts = sched.get("diffusers.timesteps")!.data;
-  for (let i = 0; i < 25; i++) assertLess(Math.abs(vScaling(sig[i]).cNoise - ts[i]), 2e-6);
-  const traj = loadF32("trajectory.safetensors");
-  assertEquals(Array.from(svdAddedTimeIds()), Array.from(traj["input.added_time_ids"].data));
+  for (let i = 0; i < STEPS; i++) assertLess(Math.abs(vScaling(sig[i]).cNoise - ts[i]), 2e-6);
+  // sgm's order of the added time ids: fps id, motion bucket id, conditioning augmentation.
+  const ids = Array.from(loadF32("trajectory.safetensors")["input.added_time_ids"].data);
+  assertEquals(ids.length, 3);
+  const [fpsId, motionBucketId, condAug] = ids;
+  assertEquals(Array.from(svdAddedTimeIds({ fpsId, motionBucketId, condAug })), ids);
+  const m = VIDSEG_SVD_CONDITIONING;
+  assertEquals(
+    Array.from(svdAddedTimeIds()),
+    Array.from(Float32Array.of(m.fpsId, m.motionBucketId, m.condAug)),
+  );
   assertEquals(VIDSEG_SVD_CONDITIONING.fpsId, 14);
   assertEquals(fpsIdFromDiffusersFps(15), 14);
   assertThrows(() => vScaling(0), RangeError);
@@ -88,7 +103,8 @@ Deno.test("VScalingWithEDMcNoise constants match sgm float32 and float64; added 
 /** The sgm trajectory with the real UNet: every UNet input/output, denoised and latent within tolerance. */
 async function trajectory(prefix: "traj" | "traj_cfg"): Promise<void> {
   const t = loadF32("trajectory.safetensors");
-  const s = edmSchedule(25), i0 = t["input.start_step"].data[0];
+  const s = edmSchedule(STEPS), i0 = t["input.start_step"].data[0];
+  const steps = [0, 1, 2, 3, 4, 5, 6, 7].filter((k) => `${prefix}.step${k}.latents` in t).length;
   const [, F, C, h, w] = t["input.z0"].shape;
   const lat = (k: string) => reshape(t[k], [F, C, h, w]);
   const cond = {
@@ -128,10 +144,11 @@ async function trajectory(prefix: "traj" | "traj_cfg"): Promise<void> {
     }
     return v;
   };
-  const guidance = prefix === "traj_cfg" ? linearFrameScales(F, 1.0, 2.5) : undefined;
+  const stored = t["traj_cfg.cfg_scale"].data; // per-frame linear guidance, first to last frame's scale
+  const guidance = prefix === "traj_cfg" ? linearFrameScales(F, stored[0], stored[F - 1]) : undefined;
   const final = await sampleEuler(svdEpsModel(network, cond, guidance), x0, s, {
     startIndex: i0,
-    endIndex: i0 + 3,
+    endIndex: i0 + steps,
     callback: (i, x) =>
       close(
         x,
@@ -140,11 +157,12 @@ async function trajectory(prefix: "traj" | "traj_cfg"): Promise<void> {
         "trajectory latents",
       ),
   });
-  close(final, lat(`${prefix}.step2.latents`), `${prefix} final`, "trajectory latents");
+  close(final, lat(`${prefix}.step${steps - 1}.latents`), `${prefix} final`, "trajectory latents");
 }
 
-Deno.test("sgm trajectory steps 17..19 without guidance, run with the SVD UNet", () => trajectory("traj"));
-Deno.test("sgm trajectory with per-frame linear CFG 1.0→2.5 (UNet batch [uncond; cond])", () =>
+Deno.test("sgm trajectory from the stored start step without guidance, run with the SVD UNet", () =>
+  trajectory("traj"));
+Deno.test("sgm trajectory with per-frame linear CFG (stored scales; UNet batch [uncond; cond])", () =>
   trajectory("traj_cfg"));
 
 Deno.test("svdUNetSample lays out [uncond; cond] with the conditioning latent unscaled on channels 4..7", () => {
@@ -158,7 +176,7 @@ Deno.test("svdUNetSample lays out [uncond; cond] with the conditioning latent un
   assertEquals(svdUNetSample(x, c, false).shape, [1, 2, 8, 1, 2]);
 });
 
-/** Synthetic 14-frame clip [14, 3, 16, 32] in [0, 1]: a gradient with a square moving right. */
+/** Synthetic clip [F, 3, H, W] in [0, 1]: a gradient with a square moving right. */
 function syntheticClip(F = 14, H = 16, W = 32): Tensor<"F32"> {
   const out = new Float32Array(F * 3 * H * W);
   for (let f = 0; f < F; f++) {
@@ -184,8 +202,10 @@ Deno.test("14-frame SVD pass: σ[17] noise, steps 17..24 with per-frame CFG, dec
     variantName: "svd-mod8",
   });
   const clip = syntheticClip(F);
-  const z0 = await vae.encode(clip); // scaled latents [14, 4, 8, 16]
-  assertEquals(z0.shape, [F, 4, 8, 16]);
+  // Scaled latents [F, latent_channels, 16/d, 32/d], d = 2^(VAE levels − 1).
+  const d = 2 ** (vaeConfig.block_out_channels.length - 1), lh = 16 / d, lw = 32 / d;
+  const z0 = await vae.encode(clip);
+  assertEquals(z0.shape, [F, vaeConfig.latent_channels, lh, lw]);
   const frame0 = rows(clip, 0, 1), frame0m11 = f32(frame0.shape, frame0.data.map((v) => 2 * v - 1));
   const aug = augmentConditioningFrame(frame0m11, 0.02, gaussianNoise(2, frame0.shape));
   const cond = {
@@ -194,7 +214,9 @@ Deno.test("14-frame SVD pass: σ[17] noise, steps 17..24 with per-frame CFG, dec
   };
   const s = edmSchedule(25);
   const x = addNoise(z0, s.sigmas[stepM], gaussianNoise(1, z0.shape));
-  const tokens8 = (8 / 2) * (16 / 2);
+  // Position 8 is in up block j = ⌊8 / (layers_per_block + 1)⌋, at the latent grid / 2^(levels − 1 − j).
+  const up8 = Math.floor(8 / (unetConfig.layers_per_block + 1));
+  const g8 = 2 ** (unetConfig.block_out_channels.length - 1 - up8), tokens8 = (lh / g8) * (lw / g8);
   const run = async (modulation?: Tensor<"F32">) => {
     const network: SvdNetwork = async (input, info) =>
       (info.step === stepM && modulation
@@ -206,7 +228,7 @@ Deno.test("14-frame SVD pass: σ[17] noise, steps 17..24 with per-frame CFG, dec
     return { final, images: await vae.decode(final) };
   };
   const a = await run(), b = await run();
-  assertEquals(a.final.shape, [F, 4, 8, 16]);
+  assertEquals(a.final.shape, z0.shape);
   assertEquals(a.images.shape, [F, 3, 16, 32]);
   assert(a.images.data.every(Number.isFinite), "finite images");
   assertEquals(maxAbsDiff(a.images, b.images), 0, "two runs are byte-identical");
@@ -273,6 +295,11 @@ Deno.test("SD/SVD folder mix-ups and bad SVD configs are one UserError line", as
       path.join(root, "unet", "config.json"),
       JSON.stringify({ ...cfg, addition_time_embed_dim: 4, projection_class_embeddings_input_dim: 12 }),
     );
+    // add_embedding.linear_1: [time_embed_dim = 4·block_out_channels[0], projection_class_embeddings_input_dim].
+    const [te, proj] = [4 * cfg.block_out_channels[0], cfg.projection_class_embeddings_input_dim];
+    const weights = new LazySafetensors(path.join(CONF, "unet", "diffusion_pytorch_model.fp16.safetensors"));
+    assertEquals(weights.headers.get("add_embedding.linear_1.weight")?.shape, [te, proj]);
+    weights.close();
     fs.symlinkSync(
       path.join(CONF, "unet", "diffusion_pytorch_model.fp16.safetensors"),
       path.join(root, "unet", "diffusion_pytorch_model.fp16.safetensors"),
@@ -280,14 +307,18 @@ Deno.test("SD/SVD folder mix-ups and bad SVD configs are one UserError line", as
     await assertRejects(
       () => SvdUNet.load(root),
       UserError,
-      `tensor "add_embedding.linear_1.weight" has shape [128, 24] but ${
+      `tensor "add_embedding.linear_1.weight" has shape [${te}, ${proj}] but ${
         path.join(root, "unet", "config.json")
-      } implies [128, 12]`,
+      } implies [${te}, 12]`,
     );
+    // The first up-path position without a transformer (an UpBlockSpatioTemporal level).
+    const plainPos = (cfg.up_block_types as string[]).indexOf("UpBlockSpatioTemporal") *
+      (cfg.layers_per_block + 1);
+    assert(plainPos >= 0, "an up level without attention");
     await assertRejects(
-      () => SvdUNet.load(CONF, { cacheDir: CACHE, modulationPosition: 2 }),
+      () => SvdUNet.load(CONF, { cacheDir: CACHE, modulationPosition: plainPos }),
       UserError,
-      "modulation.block: up-path position 2 has no transformer",
+      `modulation.block: up-path position ${plainPos} has no transformer`,
     );
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
@@ -302,10 +333,11 @@ Deno.test("SD/SVD folder mix-ups and bad SVD configs are one UserError line", as
     UserError,
     'c.json: up_block_types: unsupported block "CrossAttnUpBlock2D"',
   );
+  const a = raw.addition_time_embed_dim, notMultiple = 3 * a + 1;
   assertThrows(
-    () => parseSvdUNetConfig({ ...raw, projection_class_embeddings_input_dim: 25 }, "c.json"),
+    () => parseSvdUNetConfig({ ...raw, projection_class_embeddings_input_dim: notMultiple }, "c.json"),
     UserError,
-    "c.json: projection_class_embeddings_input_dim: 25 is not a multiple of addition_time_embed_dim 8",
+    `c.json: projection_class_embeddings_input_dim: ${notMultiple} is not a multiple of addition_time_embed_dim ${a}`,
   );
   assertThrows(
     () => parseSvdUNetConfig({ ...raw, _class_name: "UNet2DConditionModel" }, "c.json"),

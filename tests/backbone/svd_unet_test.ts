@@ -12,7 +12,7 @@ import {
   svdAvailableTaps,
   SvdUNet,
   type SvdUNetLoadOptions,
-} from "../../pipeline/backbone/models/svd_unet.ts";
+} from "../../pipeline/backbone/svd/unet.ts";
 import { evaluations } from "../../pipeline/backbone/runtime.ts";
 import { f32, maxAbs, maxAbsDiff, type Tensor } from "../../pipeline/tensor/tensor.ts";
 import { assert, assertEquals, assertLess } from "../assert.ts";
@@ -51,17 +51,31 @@ function unet(o: SvdUNetLoadOptions): Promise<SvdUNet> {
   if (!loaded.has(key)) loaded.set(key, SvdUNet.load(CONF, { cacheDir: CACHE, ...o }));
   return loaded.get(key)!;
 }
-const POSITIONS = [3, 4, 5, 6, 7, 8, 9, 10, 11];
+/** The set's UNet config, as diffusers wrote it: positions come from it, not from the parsed layout. */
+const config = JSON.parse(fs.readFileSync(path.join(CONF, "unet", "config.json"), "utf8"));
+const perLevel = config.layers_per_block + 1;
+const UP_POSITIONS = config.up_block_types.length * perLevel;
+/** Up-path positions with transformers (CrossAttn… up blocks): where run A's temporal q/k are injected. */
+const POSITIONS = (config.up_block_types as string[]).flatMap((t, j) =>
+  t.startsWith("CrossAttn") ? Array.from({ length: perLevel }, (_, k) => j * perLevel + k) : []
+);
+const pos = (i: number) => `up.pos${String(i).padStart(2, "0")}`;
+/** The modulated position: the one whose block output unet_modulation stores. */
+const MOD = (() => {
+  const found = Object.keys(modv).map((k) => /^mod\.up\.pos(\d+)\.out$/.exec(k)).filter((m) => m);
+  assertEquals(found.length, 1, "one mod.up.posNN.out tensor");
+  return Number(found[0]![1]);
+})();
+/** Frames per video and videos of the stored inputs ([B, F, C, h, w]). */
+const [VIDEOS, FRAMES] = io["input.sample"].shape;
 const ALL_TAPS = svdAvailableTaps(
   (await SvdUNet.load(CONF, { cacheDir: CACHE, taps: ["debug.conv_in"], truncate: true })).layout,
 );
 const plainAll = () => unet({ taps: ALL_TAPS, variantName: "svd-all-taps" });
-const injTaps = [
-  "up.pos03.out",
-  "up.pos03.temporal.attn1_out",
-  "up.pos08.out",
-  "up.pos08.temporal.attn1_out",
-];
+/** The taps unet_injection stores for the injection-only run. */
+const injTaps = Object.keys(inj).filter((k) => k.startsWith("inj.") && !k.startsWith("inj.output.")).map((
+  k,
+) => k.slice(4));
 const injected: Record<string, Tensor<"F32">> = {};
 for (const i of POSITIONS) {
   for (const k of ["attn1_q", "attn1_k"]) {
@@ -72,10 +86,10 @@ for (const i of POSITIONS) {
 
 Deno.test("unet_io + unet_attention: output, every intermediate, spatial/temporal attention tensors and α", async () => {
   const u = await plainAll();
-  assertEquals(u.layout.numAddedIds, 3);
+  assertEquals(u.layout.numAddedIds, io["input.added_time_ids"].shape[1]);
   const r = await u.run(inputs());
   close(r.v, io["output.noise_pred"], "output.noise_pred", "noise_pred");
-  let n = 0;
+  const checked = new Set<string>();
   for (const k of Object.keys(io)) {
     if (k.startsWith("input.") || k.startsWith("output.")) continue;
     close(
@@ -86,9 +100,10 @@ Deno.test("unet_io + unet_attention: output, every intermediate, spatial/tempora
         ? "debug (time/add embeddings, down/mid, resblock parts)"
         : "up positions resnet/out",
     );
-    n++;
+    checked.add(k);
   }
-  assertEquals(n, 32);
+  // Every up-path position's block output is stored (README conventions) and was checked.
+  for (let i = 0; i < UP_POSITIONS; i++) assert(checked.has(`${pos(i)}.out`), `${pos(i)}.out stored`);
   for (const k of Object.keys(att)) {
     const group = k.includes(".spatial.")
       ? "spatial attention q/k/out"
@@ -96,11 +111,16 @@ Deno.test("unet_io + unet_attention: output, every intermediate, spatial/tempora
       ? "temporal attention q/k/out"
       : "block outputs / α";
     close(r.taps[k], att[k], k, group);
-    n++;
+    checked.add(k);
   }
-  assertEquals(n, 32 + 75);
+  // …and every transformer position's spatial and temporal attn1 q/k/out.
+  for (const i of POSITIONS) {
+    for (const kind of ["spatial.attn1_q", "spatial.attn1_k", "temporal.attn1_q", "temporal.attn1_out"]) {
+      assert(checked.has(`${pos(i)}.${kind}`), `${pos(i)}.${kind} stored`);
+    }
+  }
   // The portable plain-ops attention kernel computes the same function (truncated variant: cheap to build).
-  const t = ["up.pos03.spatial.attn1_out", "up.pos03.temporal.attn1_out"];
+  const t = [`${pos(POSITIONS[0])}.spatial.attn1_out`, `${pos(POSITIONS[0])}.temporal.attn1_out`];
   const plainOps = await SvdUNet.load(CONF, {
     cacheDir: CACHE,
     attention: "matmul",
@@ -119,18 +139,18 @@ Deno.test("unet_io + unet_attention: output, every intermediate, spatial/tempora
   await plainOps.release();
 });
 
-Deno.test("unet_modulation: λ·mask on the position-8 attn1 outputs (spatial, temporal, both); layouts; zero is exact", async () => {
+Deno.test("unet_modulation: λ·mask on the stored position's attn1 outputs (spatial, temporal, both); layouts; zero is exact", async () => {
   // The modulation input is λ·m_f in the spatial token layout [B·F, h8·w8, 1]; build it from mask and λ.
   const [F, h8, w8] = modv["mod.mask"].shape, lambda = modv["mod.lambda"].data[0];
   const m = f32([F, h8 * w8, 1], modv["mod.mask"].data.map((x) => lambda * x));
   assertEquals(maxAbsDiff(m, modv["mod.add_spatial"]), 0);
-  const taps = ["up.pos08.out", "up.pos08.spatial.attn1_out", "up.pos08.temporal.attn1_out"];
-  const both = await unet({ modulationPosition: 8, taps });
+  const taps = [`${pos(MOD)}.out`, `${pos(MOD)}.spatial.attn1_out`, `${pos(MOD)}.temporal.attn1_out`];
+  const both = await unet({ modulationPosition: MOD, taps });
   const r = await both.run({ ...inputs(), modulation: m });
   close(r.v, modv["mod.output.noise_pred"], "mod.output.noise_pred", "modulation");
   for (const k of taps) close(r.taps[k], modv[`mod.${k}`], `mod.${k}`, "modulation");
   // The temporal layout derived in the graph is the reference's [B·h8·w8, F, 1] one: attn1_out(mod) − attn1_out(ref).
-  const tRef = att["up.pos08.temporal.attn1_out"], tMod = r.taps["up.pos08.temporal.attn1_out"];
+  const tRef = att[`${pos(MOD)}.temporal.attn1_out`], tMod = r.taps[`${pos(MOD)}.temporal.attn1_out`];
   const C = tRef.shape[2], added = modv["mod.add_temporal"];
   let dl = 0;
   for (let i = 0; i < tRef.data.length; i++) {
@@ -140,7 +160,7 @@ Deno.test("unet_modulation: λ·mask on the position-8 attn1 outputs (spatial, t
   for (const only of ["spatial", "temporal"] as const) {
     // (the spatial-only variant also exercises external-data weights)
     const u = await unet({
-      modulationPosition: 8,
+      modulationPosition: MOD,
       modulationTargets: [only],
       externalThreshold: only === "spatial" ? 0 : undefined,
     });
@@ -158,21 +178,21 @@ Deno.test("unet_modulation: λ·mask on the position-8 attn1 outputs (spatial, t
   assertEquals(maxAbsDiff(zb.v!, pb.v!), 0, "zero modulation reproduces the unmodulated graph exactly");
 });
 
-Deno.test("unet_injection: run A's temporal attn1 q/k at positions 3..11 in run B, with and without modulation", async () => {
+Deno.test("unet_injection: run A's temporal attn1 q/k at every transformer position in run B, with and without modulation", async () => {
   const feed = { ...inputs(inj["inputB.sample"]), injected };
   const u = await unet({ injectPositions: POSITIONS, taps: injTaps });
   const r = await u.run(feed);
   close(r.v, inj["inj.output.noise_pred"], "inj.output.noise_pred", "injection");
   for (const k of injTaps) close(r.taps[k], inj[`inj.${k}`], `inj.${k}`, "injection");
-  const taps = ["up.pos08.out", "up.pos08.spatial.attn1_out", "up.pos08.temporal.attn1_out"];
+  const taps = [`${pos(MOD)}.out`, `${pos(MOD)}.spatial.attn1_out`, `${pos(MOD)}.temporal.attn1_out`];
   const withMod = await unet({
-    modulationPosition: 8,
+    modulationPosition: MOD,
     injectPositions: POSITIONS,
     taps: [...injTaps, ...taps],
   });
   const rm = await withMod.run({ ...feed, modulation: modv["mod.add_spatial"] });
   close(rm.v, inj["inj_mod.output.noise_pred"], "inj_mod.output.noise_pred", "injection");
-  close(rm.taps["up.pos08.out"], inj["inj_mod.up.pos08.out"], "inj_mod.up.pos08.out", "injection");
+  close(rm.taps[`${pos(MOD)}.out`], inj[`inj_mod.${pos(MOD)}.out`], `inj_mod.${pos(MOD)}.out`, "injection");
   const rb = await (await plainAll()).run(inputs(inj["inputB.sample"]));
   close(rb.v, inj["refB.output.noise_pred"], "refB.output.noise_pred", "injection");
   // Self-injection: run A's own q/k reproduce run A.
@@ -186,7 +206,7 @@ Deno.test("truncated feature taps equal the full variant's; micro-batches of who
   const trunc = await unet({ taps: feat, truncate: true, variantName: "svd-trunc" });
   const a = await full.run(inputs()), t = await trunc.run(inputs());
   assertTruncatedTaps(trunc, full, t, a, feat, t.v);
-  assertEquals(evaluations.samples("svd-trunc"), 2); // one video of 2 frames
+  assertEquals(evaluations.samples("svd-trunc"), VIDEOS * FRAMES); // samples = frames of all videos
   // Two videos (the second with another sample, timestep and context) in one call vs one video per call.
   const s = io["input.sample"], s2 = f32(s.shape, s.data.map((x, i) => x * (i % 3 === 0 ? -1 : 0.5)));
   const two = f32([2, ...s.shape.slice(1)], new Float32Array([...s.data, ...s2.data]));
@@ -201,14 +221,14 @@ Deno.test("truncated feature taps equal the full variant's; micro-batches of who
   const before = evaluations.snapshot()["svd-all-taps"];
   const w = await full.run(feed2), p = await full.run(feed2, { microBatch: 1 });
   assertLess(maxAbsDiff(w.v!, p.v!), 1e-5);
-  for (const k of ["up.pos08.temporal.attn1_q", "up.pos08.spatial.attn1_q", "debug.time_embedding"]) {
+  for (const k of [`${pos(MOD)}.temporal.attn1_q`, `${pos(MOD)}.spatial.attn1_q`, "debug.time_embedding"]) {
     assertEquals(w.taps[k].shape, p.taps[k].shape);
     assertLess(maxAbsDiff(w.taps[k], p.taps[k]), 1e-5, k);
   }
-  assertEquals(p.taps["up.pos08.time_mixer_alpha"].shape, [1]);
+  assertEquals(p.taps[`${pos(MOD)}.time_mixer_alpha`].shape, [1]);
   const after = evaluations.snapshot()["svd-all-taps"];
   assertEquals(after.calls - before.calls, 3);
-  assertEquals(after.samples - before.samples, 8);
+  assertEquals(after.samples - before.samples, 2 * 2 * FRAMES); // the 2-video feed twice
   // Video 0 of the pair equals the single-video run (videos do not interact).
   const ref = io["output.noise_pred"];
   close(f32(ref.shape, w.v!.data.slice(0, ref.data.length)), ref, "video 0 of a batch of 2", "noise_pred");

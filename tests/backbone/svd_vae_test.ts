@@ -8,8 +8,8 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { posteriorFromMoments } from "../../pipeline/backbone/models/vae.ts";
-import { TemporalVae } from "../../pipeline/backbone/models/svd_vae.ts";
+import { posteriorFromMoments } from "../../pipeline/backbone/vae/kl.ts";
+import { TemporalVae } from "../../pipeline/backbone/vae/temporal.ts";
 import { LazySafetensors } from "../../pipeline/backbone/weights/lazy_safetensors.ts";
 import { UserError } from "../../pipeline/errors.ts";
 import { f32, maxAbs, maxAbsDiff, reshape, type Tensor, toF32 } from "../../pipeline/tensor/tensor.ts";
@@ -17,6 +17,9 @@ import { assert, assertEquals, assertLess, assertRejects } from "../assert.ts";
 import { FIXTURES } from "../shared.ts";
 
 const CONF = path.join(FIXTURES, "conformance-svd");
+/** The set's VAE scaling factor (vae/config.json). */
+const SCALING = JSON.parse(fs.readFileSync(path.join(CONF, "vae", "config.json"), "utf8"))
+  .scaling_factor as number;
 const f = new LazySafetensors(path.join(CONF, "vae_vectors.safetensors"));
 const vv: Record<string, Tensor<"F32">> = {};
 for (const k of f.headers.keys()) vv[k] = toF32(f.read(k));
@@ -32,7 +35,7 @@ function close(got: Tensor<"F32"> | undefined, ref: Tensor<"F32">, what: string)
 
 Deno.test("temporal VAE matches every tensor of vae_vectors.safetensors", async () => {
   const vae = await TemporalVae.load(CONF, { taps: true, maxBatch: 2 });
-  assertEquals(vae.cfg.scalingFactor, 0.18215);
+  assertEquals(vae.cfg.scalingFactor, SCALING);
   const frames = vv["input.frames"];
   const enc = await vae.encoder.run({ image: frames });
   close(toF32(enc["debug.encoder.out"]), vv["debug.encoder.out"], "debug.encoder.out");
@@ -51,35 +54,40 @@ Deno.test("temporal VAE matches every tensor of vae_vectors.safetensors", async 
     "debug.decoder.mid_block.out",
   );
   close(toF32(dec["debug.decoder.conv_out"]), vv["debug.decoder.conv_out"], "debug.decoder.conv_out");
-  close(await vae.decodeRaw(z, 2), vv["decoder.output_nfF"], "decoder.output_nfF");
+  const F = vv["input.frames"].shape[0]; // the clip's frames: decoded as one window (num_frames = F) or one by one
+  close(await vae.decodeRaw(z, F), vv["decoder.output_nfF"], "decoder.output_nfF");
   close(await vae.decodeRaw(z, 1), vv["decoder.output_nf1"], "decoder.output_nf1");
-  close(await vae.decodeRaw(vv["encoder.posterior_mean"], 2), vv["recon.output_nfF"], "recon.output_nfF");
+  close(await vae.decodeRaw(vv["encoder.posterior_mean"], F), vv["recon.output_nfF"], "recon.output_nfF");
   // The window matters (time_conv_out and the temporal res blocks mix frames): nf1 ≠ nfF.
   assert(
-    maxAbsDiff(await vae.decodeRaw(z, 1), await vae.decodeRaw(z, 2)) > 0.1,
+    maxAbsDiff(await vae.decodeRaw(z, 1), await vae.decodeRaw(z, F)) > 0.1,
     "window 1 differs from window F",
   );
-  await assertRejects(() => vae.decodeRaw(z, 3), UserError, "2 frames cannot be cut into windows of 3");
+  await assertRejects(
+    () => vae.decodeRaw(z, F + 1),
+    UserError,
+    `${F} frames cannot be cut into windows of ${F + 1}`,
+  );
   console.log("vae max|diff|", JSON.stringify(worst));
   await vae.release();
 });
 
-Deno.test("scaled interface: images in [0,1] ↔ latents·0.18215, decoded frame by frame; posterior sample", async () => {
+Deno.test("scaled interface: images in [0,1] ↔ latents·scaling_factor, decoded frame by frame; posterior sample", async () => {
   const vae = await TemporalVae.load(CONF);
   const frames01 = f32(vv["input.frames"].shape, vv["input.frames"].data.map((x) => (x + 1) / 2));
   const lat = await vae.encode(frames01);
   const mean = vv["encoder.posterior_mean"];
-  close(lat, f32(mean.shape, mean.data.map((x) => 0.18215 * x)), "encode (scaled mean)");
+  close(lat, f32(mean.shape, mean.data.map((x) => SCALING * x)), "encode (scaled mean)");
   const eps = f32(mean.shape, mean.data.map((_, i) => (i % 7) / 7 - 0.4));
   const sampled = await vae.encode(frames01, { posteriorNoise: eps });
   const lv = vv["encoder.posterior_logvar"];
   close(
     sampled,
-    f32(mean.shape, mean.data.map((m, i) => 0.18215 * (m + Math.exp(0.5 * lv.data[i]) * eps.data[i]))),
+    f32(mean.shape, mean.data.map((m, i) => SCALING * (m + Math.exp(0.5 * lv.data[i]) * eps.data[i]))),
     "encode (sample)",
   );
   const z = vv["decoder.input_latent"];
-  const img = await vae.decode(f32(z.shape, z.data.map((x) => 0.18215 * x)));
+  const img = await vae.decode(f32(z.shape, z.data.map((x) => SCALING * x)));
   const ref = vv["decoder.output_nf1"];
   close(img, f32(ref.shape, ref.data.map((x) => (x + 1) / 2)), "decode (frame by frame, [0,1])");
   await vae.release();

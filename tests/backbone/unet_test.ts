@@ -7,7 +7,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { attentionPositions, availableTaps, tapName, UNet } from "../../pipeline/backbone/models/unet.ts";
+import { attentionPositions, availableTaps, tapName, UNet } from "../../pipeline/backbone/sd/unet.ts";
 import { evaluations } from "../../pipeline/backbone/runtime.ts";
 import { LazySafetensors } from "../../pipeline/backbone/weights/lazy_safetensors.ts";
 import { f32, maxAbs, maxAbsDiff, type Tensor } from "../../pipeline/tensor/tensor.ts";
@@ -36,6 +36,23 @@ function modulation(B: number, lambda: number, maskTokens: Tensor<"F32">): Tenso
   return f32([B, n, 1], out);
 }
 
+/** The set's UNet config, read as diffusers wrote it (positions and shapes below come from it, not the graph). */
+const config = JSON.parse(fs.readFileSync(path.join(CONF, "unet", "config.json"), "utf8"));
+const perLevel = config.layers_per_block + 1;
+/** Up-path positions with a transformer: CrossAttnUpBlock2D levels × (layers_per_block + 1). */
+const configAttentionPositions = (config.up_block_types as string[]).flatMap((t, j) =>
+  t.startsWith("CrossAttn") ? Array.from({ length: perLevel }, (_, k) => j * perLevel + k) : []
+);
+/** The single position whose tap `${prefix}up.posNN.${kind}` a file stores (the generator's choice). */
+function storedPosition(v: Record<string, unknown>, prefix: string, kind: string): number {
+  const found = Object.keys(v).map((k) =>
+    new RegExp(`^${prefix.replace(".", "\\.")}up\\.pos(\\d+)\\.${kind}$`).exec(k)
+  )
+    .filter((m) => m).map((m) => Number(m![1]));
+  assertEquals(found.length, 1, `one ${prefix}*.${kind} tensor`);
+  return found[0];
+}
+
 const io = load("unet_io.safetensors");
 const att = load("unet_attention.safetensors");
 const modv = load("unet_modulation.safetensors");
@@ -56,19 +73,25 @@ Deno.test("unet_io + unet_attention: output and every exposed intermediate", asy
   assertEquals(unet.predictionType, "epsilon");
   const r = await unet.run(inputs(io));
   worst("unet_io", close(r.eps, io["output.noise_pred"], "output.noise_pred"));
-  let n = 0;
+  const checked = new Set<string>();
   for (const k of Object.keys(io)) {
     if (k.startsWith("input.") || k.startsWith("output.")) continue;
     worst("unet_io", close(r.taps[k], io[k], k));
-    n++;
+    checked.add(k);
   }
-  assertEquals(n, 36);
+  // The file holds every up-path position's resnet and block output (README conventions), all checked.
+  const positions = config.up_block_types.length * perLevel;
+  for (let i = 0; i < positions; i++) {
+    for (const kind of ["resnet", "out"] as const) {
+      assert(checked.has(tapName(i, kind)), `${tapName(i, kind)} stored`);
+    }
+  }
   const ra = await unet.run(inputs(att));
   for (const k of Object.keys(att)) {
     if (k.startsWith("input.")) continue;
     worst("unet_attention", close(ra.taps[k], att[k], k));
   }
-  assertEquals(attentionPositions(unet.layout), [3, 4, 5, 6, 7, 8, 9, 10, 11]);
+  assertEquals(attentionPositions(unet.layout), configAttentionPositions);
   // The portable plain-ops attention kernel gives the same function.
   const plainOps = await UNet.load(CONF, {
     cacheDir: CACHE,
@@ -82,8 +105,12 @@ Deno.test("unet_io + unet_attention: output and every exposed intermediate", asy
 });
 
 Deno.test("unet_modulation: lambda·mask on the position-7 attn2 output; zero modulation is exact", async () => {
-  const taps = [tapName(7, "attn2_out"), tapName(7, "out"), tapName(8, "out")];
-  const unet = await UNet.load(CONF, { cacheDir: CACHE, modulationPosition: 7, taps });
+  const at = storedPosition(modv, "mod.", "attn2_out");
+  const taps = [tapName(at, "attn2_out"), tapName(at, "out"), tapName(at + 1, "out")].filter((k) =>
+    `mod.${k}` in modv
+  );
+  assert(taps.length >= 2, "modulation taps stored");
+  const unet = await UNet.load(CONF, { cacheDir: CACHE, modulationPosition: at, taps });
   const B = modv["input.sample"].shape[0];
   const m = modulation(B, modv["mod.lambda"].data[0], modv["mod.mask_tokens"]);
   const r = await unet.run({ ...inputs(modv), modulation: m });
@@ -93,7 +120,7 @@ Deno.test("unet_modulation: lambda·mask on the position-7 attn2 output; zero mo
   worst("unet_modulation", close(zero.eps, modv["ref.output.noise_pred"], "ref.output.noise_pred"));
   worst(
     "unet_modulation",
-    close(zero.taps["up.pos07.attn2_out"], modv["ref.up.pos07.attn2_out"], "ref attn2_out"),
+    close(zero.taps[tapName(at, "attn2_out")], modv[`ref.${tapName(at, "attn2_out")}`], "ref attn2_out"),
   );
   const plain = await UNet.load(CONF, { cacheDir: CACHE, taps });
   const p = await plain.run(inputs(modv));
@@ -103,8 +130,10 @@ Deno.test("unet_modulation: lambda·mask on the position-7 attn2 output; zero mo
 });
 
 Deno.test("unet_injection: stored run-A q/k/attn2_out injected into run B, with and without modulation", async () => {
-  const positions = [3, 4, 5, 6, 7, 8, 9, 10, 11];
-  const taps = positions.flatMap((i) => [tapName(i, "out")]).concat([tapName(7, "attn2_out")]);
+  // Injected at every transformer position; the file's modulation sits where its inj_mod taps say.
+  const positions = configAttentionPositions;
+  const at = storedPosition(inj, "inj_mod.", "attn2_out");
+  const taps = positions.flatMap((i) => [tapName(i, "out")]).concat([tapName(at, "attn2_out")]);
   const injected: Record<string, Tensor<"F32">> = {};
   for (const i of positions) {
     for (const k of ["attn1_q", "attn1_k", "attn2_out"] as const) {
@@ -119,10 +148,10 @@ Deno.test("unet_injection: stored run-A q/k/attn2_out injected into run B, with 
   const both = await UNet.load(CONF, {
     cacheDir: CACHE,
     injectPositions: positions,
-    modulationPosition: 7,
+    modulationPosition: at,
     taps,
   });
-  const m = modulation(2, inj["mod.lambda"].data[0], inj["mod.mask_tokens"]);
+  const m = modulation(inj["inputB.sample"].shape[0], inj["mod.lambda"].data[0], inj["mod.mask_tokens"]);
   const rm = await both.run({ ...feed, modulation: m });
   worst("unet_injection", close(rm.eps, inj["inj_mod.output.noise_pred"], "inj_mod.output.noise_pred"));
   for (const k of taps) worst("unet_injection", close(rm.taps[k], inj[`inj_mod.${k}`], `inj_mod.${k}`));
@@ -147,7 +176,7 @@ Deno.test("self-injection reproduces the plain pass; truncated taps equal full-v
   const trunc = await UNet.load(CONF, { cacheDir: CACHE, taps: feat, truncate: true });
   const t = await trunc.run(inputs(io));
   assertTruncatedTaps(trunc, plain, t, a, feat, t.eps);
-  assertEquals(evaluations.samples(trunc.variantName), 2);
+  assertEquals(evaluations.samples(trunc.variantName), io["input.sample"].shape[0]);
   for (const u of [plain, injv, trunc]) await u.release();
 });
 
@@ -165,13 +194,17 @@ Deno.test("external data, fp16 weights, graph cache and dynamic batch", async ()
   const again = await UNet.load(CONF, { cacheDir: CACHE, externalThreshold: 0 });
   assertEquals(again.graph.built, false);
   assertEquals(again.graph.path, ext.graph.path);
-  // Batch 1 through the same graph (dynamic batch): the second sample alone.
+  // Batch 1 through the same graph (dynamic batch): the last sample alone.
+  const last = <T extends Tensor<"F32">>(t: T) => {
+    const [b, ...rest] = t.shape, n = t.data.length / b;
+    return f32([1, ...rest], t.data.slice((b - 1) * n));
+  };
   const one = await again.run({
-    sample: f32([1, 4, 16, 16], io["input.sample"].data.slice(1024)),
-    timestep: [io["input.timestep"].data[1]],
-    context: f32([1, 77, 32], io["input.encoder_hidden_states"].data.slice(77 * 32)),
+    sample: last(io["input.sample"]),
+    timestep: [io["input.timestep"].data[io["input.timestep"].data.length - 1]],
+    context: last(io["input.encoder_hidden_states"]),
   });
-  const ref1 = f32([1, 4, 16, 16], io["output.noise_pred"].data.slice(1024));
+  const ref1 = last(io["output.noise_pred"]);
   close(one.eps, ref1, "batch-1 output");
   const half = await UNet.load(CONF, { cacheDir: CACHE, dtype: "fp16" });
   const rh = await half.run(inputs(io));
@@ -228,9 +261,9 @@ Deno.test("micro-batches: batch 2 run as 2×1 equals the single call; counters c
 });
 
 Deno.test("config semantics: SD 1.5 / SD 2.1 heads and the known parameter counts", async () => {
-  const { parseUNetConfig } = await import("../../pipeline/backbone/models/unet_config.ts");
-  const { specParams, unetSpec } = await import("../../pipeline/backbone/models/unet_spec.ts");
-  const { SD21_BASE_UNET } = await import("../../pipeline/backbone/bench_unet.ts");
+  const { parseUNetConfig } = await import("../../pipeline/backbone/sd/config.ts");
+  const { specParams, unetSpec } = await import("../../pipeline/backbone/sd/spec.ts");
+  const { SD21_BASE_UNET } = await import("../../pipeline/bench/sd_unet.ts");
   const sd21 = parseUNetConfig(SD21_BASE_UNET, "sd21.json");
   assertEquals(sd21.down.map((d) => d.outCh / d.heads), [64, 64, 64, 64]);
   assertEquals(sd21.up.map((u) => u.heads), [20, 20, 10, 5]);

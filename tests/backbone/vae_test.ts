@@ -3,8 +3,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { assert, assertEquals, assertRejects } from "../assert.ts";
-import { loadVae } from "../../pipeline/backbone/models/autoencoder.ts";
-import { AutoencoderKL, posteriorFromMoments } from "../../pipeline/backbone/models/vae.ts";
+import { loadVae } from "../../pipeline/backbone/vae/autoencoder.ts";
+import { AutoencoderKL, posteriorFromMoments } from "../../pipeline/backbone/vae/kl.ts";
 import { UserError } from "../../pipeline/errors.ts";
 import { encodeSafetensors, parseSafetensors } from "../../pipeline/tensor/safetensors.ts";
 import { f32, type Tensor, toF32 } from "../../pipeline/tensor/tensor.ts";
@@ -92,14 +92,21 @@ Deno.test("legacy attention names (query/key/value/proj_attn) and conv-shaped [C
   }
 });
 
+/** The set's VAE config. */
+const config = JSON.parse(fs.readFileSync(`${VAE}/config.json`, "utf8"));
+
 Deno.test("bad VAE weights or config are one UserError line naming file and key", async () => {
-  const missing = withEditedWeights((all) => delete all["decoder.up_blocks.1.resnets.2.conv2.bias"]);
+  const weights = load(`${VAE}/vae.safetensors`);
+  const victim = weights.keys().filter((k) => /^decoder\.up_blocks\.\d+\.resnets\.\d+\.conv2\.bias$/.test(k))
+    .sort()
+    .at(-1)!;
+  const missing = withEditedWeights((all) => delete all[victim]);
   const shaped = withEditedWeights((all) => (all["quant_conv.weight"] = f32([8, 8, 3, 3])));
   try {
     const e = await assertRejects(
       () => AutoencoderKL.load(missing),
       UserError,
-      'missing tensor "decoder.up_blocks.1.resnets.2.conv2.bias" (expected shape [16]',
+      `missing tensor "${victim}" (expected shape [${weights.get(victim).shape.join(", ")}]`,
     );
     assert(!e.message.includes("\n"), "one line");
     await assertRejects(
@@ -107,12 +114,14 @@ Deno.test("bad VAE weights or config are one UserError line naming file and key"
       UserError,
       'tensor "quant_conv.weight" has shape [8, 8, 3, 3] but',
     );
-    const cfg = JSON.parse(fs.readFileSync(`${VAE}/config.json`, "utf8"));
-    fs.writeFileSync(path.join(shaped, "config.json"), JSON.stringify({ ...cfg, norm_num_groups: 3 }));
+    const cfg = config, first = cfg.block_out_channels[0] as number;
+    let groups = 2;
+    while (first % groups === 0) groups++; // the smallest group count the first level's width refuses
+    fs.writeFileSync(path.join(shaped, "config.json"), JSON.stringify({ ...cfg, norm_num_groups: groups }));
     await assertRejects(
       () => AutoencoderKL.load(shaped),
       UserError,
-      "config.json: block_out_channels entry 8 is not divisible by norm_num_groups 3",
+      `config.json: block_out_channels entry ${first} is not divisible by norm_num_groups ${groups}`,
     );
     fs.rmSync(path.join(shaped, "diffusion_pytorch_model.safetensors"));
     fs.writeFileSync(path.join(shaped, "config.json"), JSON.stringify(cfg));
@@ -128,7 +137,7 @@ Deno.test("bad VAE weights or config are one UserError line naming file and key"
   }
 });
 
-Deno.test("loadVae (kl): images in [0,1] ↔ latents scaled by 0.18215, posterior sample on request", async () => {
+Deno.test("loadVae (kl): images in [0,1] ↔ latents scaled by the config's scaling_factor, posterior sample on request", async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "model-"));
   fs.symlinkSync(VAE, path.join(tmp, "vae"));
   try {
@@ -136,7 +145,7 @@ Deno.test("loadVae (kl): images in [0,1] ↔ latents scaled by 0.18215, posterio
     assertEquals(vae.kind, "kl");
     const report: Record<string, string> = {};
     const img01 = f32(R("input.image").shape, R("input.image").data.map((v) => (v + 1) / 2));
-    const s = 0.18215,
+    const s = config.scaling_factor as number,
       sc = (t: Tensor<"F32">, a: number, b = 0) => f32(t.shape, t.data.map((v) => a * v + b));
     close(await vae.encode(img01), "encoder.posterior_mean", report, sc(R("encoder.posterior_mean"), s));
     const sample = await vae.encode(img01, { posteriorNoise: R("encoder.sample_noise") });

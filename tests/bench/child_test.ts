@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { assert, assertAlmostEquals, assertEquals, assertGreater } from "../assert.ts";
 import { FIXTURES, ROOT } from "../shared.ts";
 import { runChild } from "../../pipeline/bench/child.ts";
-import { parseUNetConfig } from "../../pipeline/backbone/models/unet_config.ts";
+import { parseUNetConfig } from "../../pipeline/backbone/sd/config.ts";
 import { totalMacs, unetMacs } from "../../pipeline/bench/flops.ts";
 import { fullPerFrame, labelAgreement, stageRows, variantRows } from "../../pipeline/bench/report.ts";
 import { benchMarkdown } from "../../pipeline/bench/markdown.ts";

@@ -6,7 +6,7 @@
  */
 import { assertEquals } from "../assert.ts";
 import { FIXTURES } from "../shared.ts";
-import { parseUNetConfig } from "../../pipeline/backbone/models/unet_config.ts";
+import { parseUNetConfig } from "../../pipeline/backbone/sd/config.ts";
 import {
   resnetMacs,
   totalMacs,
@@ -14,8 +14,8 @@ import {
   unetMacs,
   variantShapeOf,
 } from "../../pipeline/bench/flops.ts";
-import { MICRO_BATCH, unetRowBytes } from "../../pipeline/stages/backbone.ts";
-import { INJECT_POSITIONS, optimizedOptions } from "../../pipeline/stages/modulate.ts";
+import { MICRO_BATCH, unetRowBytes } from "../../pipeline/backbone/sd/models.ts";
+import { INJECT_POSITIONS, sdGroupOptions as optimizedOptions } from "../../pipeline/backbone/sd/backbone.ts";
 
 const path = `${FIXTURES}/conformance/unet/config.json`;
 const layout = parseUNetConfig(JSON.parse(Deno.readTextFileSync(path)), path);
@@ -95,7 +95,7 @@ Deno.test("memory budget: bytes per UNet row and the optimized schedule's group 
   assertEquals(r.prefix, 4 * (2048 + 2048 + 1024 + 3 * 4096));
   // 4 × the largest GEGLU hidden: level 3, 256 tokens × 8·16 channels.
   assertEquals(r.activations, 4 * 256 * 128 * 4);
-  const b = { kind: "sd" as const, weights: `${FIXTURES}/conformance`, provider: "cpu" as const };
+  const b = { kind: "sd" as const, weights: `${FIXTURES}/conformance`, provider: "cpu" as const, dtype: "fp32" as const };
   const perSample = 2 * (r.injected + r.prefix) + 128 * 128 * 3 * 5;
   const o = optimizedOptions(b, [16, 16], [128, 128], INJECT_POSITIONS, 7, 2 ** 30);
   assertEquals(o.groupSamples, Math.floor(2 ** 29 / perSample));

@@ -10,9 +10,11 @@
  */
 import { assert, assertEquals } from "../assert.ts";
 import { FIXTURES } from "../shared.ts";
-import { UNet } from "../../pipeline/backbone/models/unet.ts";
-import { invertStage } from "../../pipeline/stages/diffusion.ts";
-import { INJECT_POSITIONS, modulateClip, type OptimizedOptions } from "../../pipeline/stages/modulate.ts";
+import { UNet } from "../../pipeline/backbone/sd/unet.ts";
+import { invertStage } from "../../pipeline/stages/invert.ts";
+import { modulateClip, type OptimizedOptions } from "../../pipeline/stages/modulate.ts";
+import { INJECT_POSITIONS } from "../../pipeline/backbone/sd/backbone.ts";
+import { flatParams } from "../stages/params.ts";
 import { labelsStage } from "../../pipeline/stages/labels.ts";
 import type { Artifacts, StageContext } from "../../pipeline/dag/stage.ts";
 import { evaluations } from "../../pipeline/backbone/runtime.ts";
@@ -139,7 +141,7 @@ function clip(): { frames: Artifacts; knn: Artifacts } {
 }
 
 function params(): Record<string, unknown> {
-  return {
+  return flatParams({
     backbone: { kind: "sd", weights: CONF, provider: "cpu", dtype: "fp32" },
     seed: 1,
     batch_size: F,
@@ -158,7 +160,7 @@ function params(): Record<string, unknown> {
     },
     "modulation.filter_strength": 0.7,
     schedule: "optimized",
-  };
+  });
 }
 
 Deno.test("optimized schedule (prefix reuse, any grouping) = reference schedule: diff maps and labels", async () => {

@@ -9,7 +9,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { assert, assertEquals, assertGreater } from "../assert.ts";
 import { FIXTURES } from "../shared.ts";
-import { invertStage } from "../../pipeline/stages/diffusion.ts";
+import { invertStage } from "../../pipeline/stages/invert.ts";
+import { flatParams } from "../stages/params.ts";
 import { modulateClip } from "../../pipeline/stages/modulate.ts";
 import { labelsStage } from "../../pipeline/stages/labels.ts";
 import { evaluations } from "../../pipeline/backbone/runtime.ts";
@@ -29,7 +30,7 @@ Deno.test("decoder taesd on a KL-VAE model: TAESD decodes the modulated latents"
   for (let i = 0; i < coarse.data.length; i++) coarse.data[i] = (i % g) < 2 ? 1 : 2;
   const knn: Artifacts = { tensors: { coarse, coarse_batches: { ...coarse, shape: [1, F, g, g] } }, json: { labels: [1, 2] } };
   const fr: Artifacts = { tensors: { frames }, json: { size0: [H, W], size: [H, W], frames: ["a", "b"], palette: [] } };
-  const p = (decoder: string): Record<string, unknown> => ({
+  const p = (decoder: string): Record<string, unknown> => flatParams({
     backbone: { kind: "sd", weights: `${FIXTURES}/conformance`, provider: "cpu", dtype: "fp32" },
     seed: 1,
     batch_size: F,

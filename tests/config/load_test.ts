@@ -221,7 +221,7 @@ Deno.test("config: --rows selects rows and rejects unknown names", () => {
   assertEquals(error(ROWS, { rows: ["C", "G"] }), `--rows: unknown row "G" (${F} has rows A, C)`);
 });
 
-Deno.test("config: the shipped configs load; table2 rows match ALGORITHM.md §12.3", () => {
+Deno.test("config: the shipped configs load; table2 rows match docs/method.md §12.3", () => {
   const t2 = loadConfig(path.join(ROOT, "configs/table2.yaml"));
   const sw = t2.rows.map((r) => {
     const c = r.config;

@@ -28,7 +28,7 @@ Deno.test("CamVid: clips.json order, GT per frame, classes/void/palette from cla
   assertEquals(sel.map((c) => [c.name, c.frames.length]), [["clipB", 1]]);
 });
 
-Deno.test("the real CamVid subset in ../shared loads (3 clips × 28 frames)", () => {
+Deno.test("the shipped CamVid subset in data/camvid loads (3 clips × 28 frames)", () => {
   const clips = loadDataset({ kind: "camvid", root: path.join(DATA, "camvid") });
   assertEquals(clips.length, 3);
   for (const c of clips) assertEquals(c.frames.length, 28);

@@ -71,7 +71,7 @@ const features: Artifacts = {
   },
   json: { grid: [h, w], frames: names },
 };
-// frame-0 GT from the original size straight to the grid (ALGORITHM.md §5.3)
+// frame-0 GT from the original size straight to the grid (docs/method.md §5.3)
 const frames: Artifacts = { tensors: { gt_grid: gtAtGrid(plane(video.gt, 0), h, w) }, json: {} };
 
 /** Coarse maps through the three stages, then original-size labels [N, H0, W0]. */

@@ -8,9 +8,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { assert, assertEquals } from "../assert.ts";
 import { ROOT } from "../shared.ts";
-import { UNet } from "../../pipeline/backbone/models/unet.ts";
-import { loadVae } from "../../pipeline/backbone/models/autoencoder.ts";
-import { emptyPromptEmbedding } from "../../pipeline/backbone/models/prompt_embedding.ts";
+import { UNet } from "../../pipeline/backbone/sd/unet.ts";
+import { loadVae } from "../../pipeline/backbone/vae/autoencoder.ts";
+import { emptyPromptEmbedding } from "../../pipeline/backbone/clip/prompt_embedding.ts";
 import { f32 } from "../../pipeline/tensor/tensor.ts";
 
 const MODEL = path.join(ROOT, "data", "models", "tiny-ldm");

@@ -7,7 +7,8 @@
  */
 import { assert, assertEquals } from "../assert.ts";
 import { FIXTURES } from "../shared.ts";
-import { invertStage } from "../../pipeline/stages/diffusion.ts";
+import { invertStage } from "../../pipeline/stages/invert.ts";
+import { flatParams } from "./params.ts";
 import { finalRows, modulateStage } from "../../pipeline/stages/modulate.ts";
 import type { Artifacts, StageContext } from "../../pipeline/dag/stage.ts";
 import { i32, type Tensor, u8 } from "../../pipeline/tensor/tensor.ts";
@@ -20,7 +21,7 @@ const ctx: StageContext = { progress() {}, log() {} };
 const F = 4, H = 128, W = 128, gh = 8, gw = 8;
 
 function params(schedule: string): Record<string, unknown> {
-  return {
+  return flatParams({
     backbone: { kind: "sd", weights: `${FIXTURES}/conformance`, provider: "cpu", dtype: "fp32" },
     seed: 1,
     batch_size: F,
@@ -31,7 +32,7 @@ function params(schedule: string): Record<string, unknown> {
       filter_strength: 0.7, difference_mode: "float_l2", decoder: "vae",
     },
     schedule,
-  };
+  });
 }
 
 function framesArtifact(): Artifacts {

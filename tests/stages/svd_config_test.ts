@@ -28,7 +28,7 @@ Deno.test("table2: SVD rows A_svd..F_svd are optional, carry the paper's SVD num
     assertEquals([c.modulation.block, c.modulation.attn, c.modulation.blend_until_end], [8, "self", true]);
     assertEquals([c.features.block, c.cbr.block], [8, 7]);
   }
-  // The same switches as the SD rows (ALGORITHM.md §12.3).
+  // The same switches as the SD rows (docs/method.md §12.3).
   const switches = (rows: typeof svd) =>
     rows.map((r) => [
       r.config.batch_size,

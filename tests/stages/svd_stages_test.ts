@@ -17,20 +17,21 @@ import type { Artifacts, Stage, StageContext } from "../../pipeline/dag/stage.ts
 import { schemaDefaults } from "../../pipeline/config/schema.ts";
 import { syntheticVideo } from "../../pipeline/data/synthetic.ts";
 import { gtAtGrid } from "../../pipeline/data/dataset.ts";
-import { featuresStage, invertStage } from "../../pipeline/stages/diffusion.ts";
+import { invertStage } from "../../pipeline/stages/invert.ts";
+import { featuresStage } from "../../pipeline/stages/features.ts";
 import { modulateStage } from "../../pipeline/stages/modulate.ts";
 import { labelsStage } from "../../pipeline/stages/labels.ts";
 import { cbrStage, kmeansStage, knnStage } from "../../pipeline/seg/stages.ts";
-import { type BackboneParams, releaseModels } from "../../pipeline/stages/backbone.ts";
-import { svdConditioning, svdUNetOf } from "../../pipeline/stages/svd_backbone.ts";
+import { type BackboneParams, releaseModels } from "../../pipeline/backbone/backbone.ts";
+import { svdConditioning, svdUNetOf } from "../../pipeline/backbone/svd/models.ts";
 import {
   svdModulatedPasses,
   svdUnmodulatedPass,
   SvdVariantRunner,
-} from "../../pipeline/stages/svd_passes.ts";
-import { SVD_INJECT_POSITIONS, svdTap } from "../../pipeline/stages/svd_stages.ts";
-import { parseTemporalVaeConfig, temporalVaeSpec } from "../../pipeline/backbone/models/svd_vae.ts";
-import { clipVisionSpec, parseClipVisionConfig } from "../../pipeline/backbone/models/clip_vision.ts";
+} from "../../pipeline/backbone/svd/passes.ts";
+import { SVD_INJECT_POSITIONS, svdTap } from "../../pipeline/backbone/svd/backbone.ts";
+import { parseTemporalVaeConfig, temporalVaeSpec } from "../../pipeline/backbone/vae/temporal.ts";
+import { clipVisionSpec, parseClipVisionConfig } from "../../pipeline/backbone/clip/vision.ts";
 import { RandomWeights } from "../../pipeline/backbone/weights/weight_map.ts";
 import { edmSchedule } from "../../pipeline/backbone/sampler/schedule.ts";
 import { addNoise, gaussianNoise } from "../../pipeline/backbone/sampler/noise.ts";
@@ -101,7 +102,7 @@ const MODEL = buildModel();
 const BACKBONE: BackboneParams = { kind: "svd", weights: MODEL, provider: "cpu", dtype: "fp32" };
 
 /**
- * The SVD settings of the method (ALGORITHM.md §1.2, §8) over the schema defaults, K = 3; `t_m` 17 as the paper
+ * The SVD settings of the method (docs/method.md §1.2, §8) over the schema defaults, K = 3; `t_m` 17 as the paper
  * (8 UNet steps) or later for cheaper checks of properties that do not depend on it.
  */
 function config(over: { lambda?: number; schedule?: string; t_m?: number } = {}): Record<string, unknown> {

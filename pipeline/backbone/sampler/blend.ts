@@ -1,5 +1,5 @@
 /**
- * Latent blending (ALGORITHM.md §8.4): after a modulated step, keep the modulated latent inside the label's mask
+ * Latent blending (docs/method.md §8.4): after a modulated step, keep the modulated latent inside the label's mask
  * and restore the unmodulated pass's latent outside it: x ← M ⊙ x + (1 − M) ⊙ x_orig. The mask is given per
  * frame at the feature grid (H/16 × W/16), upsampled ×2 nearest to the latent grid (H/8 × W/8) and broadcast
  * over the latent channels.

@@ -1,7 +1,7 @@
 /**
  * Deterministic Euler sampler in variance-exploding coordinates (x = x0 + σ·ε), k-diffusion style: pure
  * functions over (model, x, schedule). For an ε-prediction model the step x ← x + (σ_{i+1} − σ_i)·ε̂ with model
- * input x/√(σ_i² + 1) is sgm's `EulerEDMSampler` with s_churn = 0 and equals DDIM η = 0 (ALGORITHM.md §3.2).
+ * input x/√(σ_i² + 1) is sgm's `EulerEDMSampler` with s_churn = 0 and equals DDIM η = 0 (docs/method.md §3.2).
  * The sampler knows nothing about guidance (see `cfg.ts`) or segmentation (the step callback lets the caller
  * observe or replace x, e.g. for latent blending).
  * @module

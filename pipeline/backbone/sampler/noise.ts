@@ -1,5 +1,5 @@
 /**
- * Seeded Gaussian noise and the "add noise" start of sampling (ALGORITHM.md §3.1).
+ * Seeded Gaussian noise and the "add noise" start of sampling (docs/method.md §3.1).
  *
  * The generator is xoshiro128** (seeded through splitmix32) feeding Box–Muller on 53-bit uniforms: a single
  * sequential stream, so the same seed gives the same ε on any machine and with any thread count. The reference

@@ -3,7 +3,7 @@
  *
  * - SD 2.x training schedule: "scaled linear" betas, ᾱ = cumprod(1 − β), σ = √((1 − ᾱ)/ᾱ). sgm computes it in
  *   float64 ({@link sgmTrainSchedule}); diffusers in float32 ({@link diffusersTrainSchedule}).
- * - sgm `LegacyDDPMDiscretization` (what the reference code samples with, ALGORITHM.md §3.3):
+ * - sgm `LegacyDDPMDiscretization` (what the reference code samples with, docs/method.md §3.3):
  *   t_i = int(linspace(999, 0, n, endpoint=False)) reversed, σ_i = σ_train[t_i], σ_n = 0 ({@link legacyDdpmSchedule}).
  * - sgm `EDMDiscretization` for SVD (σ_max 700, σ_min 0.002, ρ 7; UNet time input c_noise = ¼·ln σ)
  *   ({@link edmSchedule}).
@@ -125,7 +125,7 @@ export function legacyDdpmTimesteps(numSteps: number, numTrainTimesteps = 1000):
 }
 
 /**
- * sgm `LegacyDDPMDiscretization()(n)` + `DiscreteDenoiser` (the reference sampler, ALGORITHM.md §3.3):
+ * sgm `LegacyDDPMDiscretization()(n)` + `DiscreteDenoiser` (the reference sampler, docs/method.md §3.3):
  * σ_i = σ_train[t_i] for the timesteps of {@link legacyDdpmTimesteps}, σ_n = 0; the UNet gets t_i;
  * a pure-noise start is scaled by √(1 + σ₀²).
  */

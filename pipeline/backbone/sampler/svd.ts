@@ -2,7 +2,7 @@
  * Stable Video Diffusion conditioning and preconditioning as pure functions (no model): the added time ids, the
  * `VScalingWithEDMcNoise` constants, the UNet input cat(x·c_in, conditioning latent) with its unconditional half,
  * and an {@link EpsModel} adapter so the generic Euler sampler (`euler.ts`) and per-frame linear CFG (`cfg.ts`)
- * drive an SVD network (ALGORITHM.md §1.2, §3; conformance-svd README "Schedule" and "Trajectories").
+ * drive an SVD network (docs/method.md §1.2, §3; conformance-svd README "Schedule" and "Trajectories").
  *
  * Conventions (sgm, as the reference runs): frames of one video are the sampler's batch [F, 4, h, w]; the network
  * sees diffusers' [B, F, 8, h, w] with B = 2 under guidance ([uncond; cond], uncond = zero image embedding and

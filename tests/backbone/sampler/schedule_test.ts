@@ -14,6 +14,9 @@ import { FIXTURES } from "../../shared.ts";
 const load = (p: string) => parseSafetensors(Deno.readFileSync(p), p);
 const sched = load(`${FIXTURES}/conformance/scheduler.safetensors`);
 const traj = load(`${FIXTURES}/conformance/trajectory.safetensors`);
+/** Steps of the stored schedules and of the stored trajectories. */
+const STEPS = sched.getF32("sgm.timesteps").data.length,
+  TRAJ_STEPS = traj.getF32("euler.timesteps").data.length;
 
 /** Largest relative difference |a−b|/max(|b|, floor) between two equally long sequences. */
 function maxRel(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1e-12): number {
@@ -23,7 +26,7 @@ function maxRel(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1e-12): numb
   return m;
 }
 
-// ALGORITHM.md §3.3, as printed (strings keep the printed precision).
+// docs/method.md §3.3, as printed (strings keep the printed precision).
 const TABLE: [number, number, string, string][] = [
   [0, 999, "14.6146", "700.0"],
   [1, 959, "11.5428", "545.729"],
@@ -54,7 +57,7 @@ const TABLE: [number, number, string, string][] = [
 /** Half a unit of the last printed digit. */
 const halfUlp = (s: string) => 0.5 * 10 ** -(s.split(".")[1]?.length ?? 0) + 1e-12;
 
-Deno.test("SD LegacyDDPM and SVD EDM 25-step tables match ALGORITHM.md §3.3 to the printed digits", () => {
+Deno.test("SD LegacyDDPM and SVD EDM 25-step tables match docs/method.md §3.3 to the printed digits", () => {
   const sd = legacyDdpmSchedule(25), svd = edmSchedule(25);
   assertEquals(sd.sigmas.length, 26);
   assertEquals(sd.sigmas[25], 0);
@@ -87,14 +90,14 @@ Deno.test("sgm tables match scheduler.safetensors (sgm.*: float64 betas)", () =>
     1e-7,
   );
   assertLess(maxRel(train.sigmas, sched.getF32("sgm.train.sigmas").data), 1e-6);
-  const s = legacyDdpmSchedule(25, train);
+  const s = legacyDdpmSchedule(STEPS, train);
   assertEquals([...s.timesteps], [...sched.getF32("sgm.timesteps").data]);
   assertLess(maxRel(s.sigmas, sched.getF32("sgm.sigmas").data), 1e-6);
   assertLess(maxRel([s.initNoiseScale], sched.getF32("sgm.init_noise_scale").data), 1e-6);
   // DiscreteDenoiser.sigma_to_idx recovers the timesteps from the sigmas
-  for (let i = 0; i < 25; i++) assertEquals(sigmaToTimestep(s.sigmas[i], train.sigmas), s.timesteps[i]);
-  // the 5-step grid of the trajectories
-  const s5 = legacyDdpmSchedule(5, train);
+  for (let i = 0; i < STEPS; i++) assertEquals(sigmaToTimestep(s.sigmas[i], train.sigmas), s.timesteps[i]);
+  // the grid of the trajectories
+  const s5 = legacyDdpmSchedule(TRAJ_STEPS, train);
   assertLess(maxRel(s5.sigmas, traj.getF32("sgm_euler.sigmas").data), 1e-6);
   assertEquals([...s5.timesteps], [...traj.getF32("sgm_euler.timesteps").data]);
 });
@@ -105,7 +108,7 @@ Deno.test("diffusers float32 tables and Euler spacings match scheduler.safetenso
   assertLess(maxRel(train.alphasCumprod, sched.getF32("train.alphas_cumprod").data), 1e-6);
   assertLess(maxRel(train.sigmas, sched.getF32("train.sigmas").data), 1e-6);
   for (const [spacing, offset] of [["leading", 1], ["linspace", 0], ["trailing", 0]] as const) {
-    const s = diffusersEulerSchedule(25, spacing, offset, train);
+    const s = diffusersEulerSchedule(STEPS, spacing, offset, train);
     assertEquals([...s.timesteps], [...sched.getF32(`euler_${spacing}.timesteps`).data], spacing);
     assertLess(maxRel(s.sigmas, sched.getF32(`euler_${spacing}.sigmas`).data), 1e-6, spacing);
     assertLess(
@@ -114,7 +117,7 @@ Deno.test("diffusers float32 tables and Euler spacings match scheduler.safetenso
       spacing,
     );
   }
-  const e5 = diffusersEulerSchedule(5, "leading", 1, train);
+  const e5 = diffusersEulerSchedule(TRAJ_STEPS, "leading", 1, train);
   assertEquals([...e5.timesteps], [...traj.getF32("euler.timesteps").data]);
   assertLess(maxRel(e5.sigmas, traj.getF32("euler.sigmas").data), 1e-6);
 });

@@ -5,7 +5,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { UNet } from "../../../pipeline/backbone/models/unet.ts";
+import { UNet } from "../../../pipeline/backbone/sd/unet.ts";
 import { findWeights } from "../../../pipeline/backbone/weights/diffusers.ts";
 import { LazySafetensors } from "../../../pipeline/backbone/weights/lazy_safetensors.ts";
 import { UserError } from "../../../pipeline/errors.ts";
