@@ -5,6 +5,7 @@
  * @module
  */
 export class UserError extends Error {
+  /** Always "UserError". */
   override name = "UserError";
 }
 

@@ -125,15 +125,17 @@ def _write_st(path, tensors, metadata):
     os.replace(tmp, path)
 
 
-def export_model(out_dir, config, unet_state, prompt_embedding, metadata):
-    """Write the diffusers-layout folder. unet_state: name -> float32 np.ndarray; prompt_embedding [77, D]."""
+def export_model(out_dir, config, unet_state, prompt_embedding, metadata, fp16=False):
+    """Write the diffusers-layout folder. unet_state: name -> float32 np.ndarray; prompt_embedding [77, D].
+
+    fp16: store the UNet weights as F16 (half the bytes; the pipeline computes in F32 either way)."""
     for sub in ("unet", "vae", "scheduler"):
         os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
     meta = {"format": "pt", **{k: str(v) for k, v in metadata.items()}}
     _write_json(os.path.join(out_dir, "model_index.json"), MODEL_INDEX)
     _write_json(os.path.join(out_dir, "unet", "config.json"), config)
     _write_st(os.path.join(out_dir, "unet", "diffusion_pytorch_model.safetensors"),
-              {k: np.asarray(v, np.float32) for k, v in unet_state.items()}, meta)
+              {k: np.asarray(v, np.float16 if fp16 else np.float32) for k, v in unet_state.items()}, meta)
     emb = np.asarray(prompt_embedding, np.float32).reshape(1, PROMPT_TOKENS, -1)
     _write_st(os.path.join(out_dir, "prompt_embedding.safetensors"), {"empty_prompt": emb},
               {**meta, "note": "learned stand-in for CLIP('') (cond context); uncond context = zeros"})

@@ -20,6 +20,8 @@ import type { RowResult } from "../report/tables.ts";
 import { checkWritableDir } from "../cli/args.ts";
 import { checkAgainstData } from "../data/preflight.ts";
 import { writeWhole } from "../report/output_dir.ts";
+import type { ShardSpec } from "../dag/shard.ts";
+import { runShard, shardPlanText, type ShardRun } from "../cluster/shard_cli.ts";
 
 /** Module that registers the method's stages (imported unless `stages` names others). */
 export const DEFAULT_STAGES: string = path.join(REPO_ROOT, "pipeline", "stages", "mod.ts");
@@ -54,6 +56,8 @@ export interface AblateOptions {
   progress?: TextSink | null;
   /** Receives `note: …` lines (default: stderr). */
   note?: (line: string) => void;
+  /** {@link ablatePlan}: also show how the plan splits into `shard.count` shards (this one marked). */
+  shard?: ShardSpec;
 }
 
 /** What {@link ablate} returns. */
@@ -198,9 +202,24 @@ export async function ablate(config: LoadedConfig | string, opts: AblateOptions 
  */
 export async function ablatePlan(config: LoadedConfig | string, opts: AblateOptions = {}): Promise<string> {
   const p = await prepare(config, opts, false);
-  const plan = await p.runner.plan(p.stages, await rowSpecs(p.config, p.stages));
+  const rows = await rowSpecs(p.config, p.stages);
+  const plan = await p.runner.plan(p.stages, rows);
   const titles = Object.fromEntries(p.config.rows.filter((r) => r.title).map((r) => [r.name, r.title!]));
+  const split = opts.shard ? `\n${shardPlanText(p.runner, plan, opts.shard, rows)}` : "";
   return `${p.config.file}: ${p.config.title ?? p.config.name} — cache ${p.cacheDir}\n${
     p.runner.formatPlan(plan, titles)
-  }`;
+  }${split}`;
+}
+
+/**
+ * Compute one shard of a config into the (shared) cache and write no results: every shard of N, run anywhere and
+ * in any order, then one {@link ablate} computes what is left and writes the results (pipeline/dag/shard.ts).
+ */
+export async function ablateShard(
+  config: LoadedConfig | string,
+  opts: AblateOptions & { shard: ShardSpec },
+): Promise<ShardRun> {
+  const p = await prepare(config, opts, false);
+  const rows = await rowSpecs(p.config, p.stages);
+  return runShard(p.runner, await p.runner.plan(p.stages, rows), opts.shard, rows);
 }

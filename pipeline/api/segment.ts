@@ -15,7 +15,6 @@ import { registeredStages, registerStages } from "../dag/registry.ts";
 import { Runner, type RunSummary } from "../dag/runner.ts";
 import { Progress, type TextSink } from "../dag/progress.ts";
 import { datasetSpecFromConfig, loadDataset } from "../data/dataset.ts";
-import { STAGES } from "../stages/mod.ts";
 import { fullPalette } from "../report/labels_png.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { checkWritableDir } from "../cli/args.ts";
@@ -23,6 +22,8 @@ import { decodeVideo, isVideo, VIDEO_EXTS } from "../data/video.ts";
 import { checkAgainstData } from "../data/preflight.ts";
 import { writeWhole } from "../report/output_dir.ts";
 import { writeClipOutputs } from "./segment_outputs.ts";
+import type { ShardSpec } from "../dag/shard.ts";
+import { runShard, type ShardRun } from "../cluster/shard_cli.ts";
 
 /** The config `segment` starts from unless `config` names another: `configs/segment.yaml`. */
 export const SEGMENT_CONFIG: string = path.join(REPO_ROOT, "configs", "segment.yaml");
@@ -58,6 +59,11 @@ export interface SegmentOptions {
   cwd?: string;
   /** Where progress lines go (default stderr); `null` = silent. */
   progress?: TextSink | null;
+  /**
+   * Compute only this shard of the clips into `cacheDir` (shared by the shards) and return no clips: run every
+   * shard, then once without `shard` for the label maps (pipeline/dag/shard.ts).
+   */
+  shard?: ShardSpec;
 }
 
 /** One frame's result. */
@@ -86,11 +92,14 @@ export interface SegmentedClip {
 
 /** What {@link segment} returns. */
 export interface SegmentResult {
+  /** One entry per clip of the input, in name order. */
   clips: SegmentedClip[];
   /** Counts of stage instances run and cached. */
   summary: RunSummary;
   /** Wall time (ms). */
   elapsedMs: number;
+  /** With `shard`: what the shard did (and `clips` is empty). */
+  shardRun?: ShardRun;
 }
 
 /** A silent text sink. */
@@ -136,7 +145,9 @@ export async function segment(input: string, opts: SegmentOptions = {}): Promise
     }
     if (opts.resolution !== undefined) set.push(`resolution=[${opts.resolution[0]}, ${opts.resolution[1]}]`);
     const config = loadConfig(opts.config ?? SEGMENT_CONFIG, { set, cwd });
-    // Everything up to the label maps; no evaluation without GT.
+    // Everything up to the label maps; no evaluation without GT. Imported here, not at module load: importing
+    // the library must not register the method's stages (a program may run `ablate` with stages of its own).
+    const { STAGES } = await import("../stages/mod.ts");
     registerStages(...STAGES.filter((s) => s.name !== "evaluate"));
     const stages = registeredStages().filter((s) => s.name !== "evaluate");
     const progress = new Progress(opts.progress === null ? NULL_SINK : opts.progress);
@@ -145,11 +156,12 @@ export async function segment(input: string, opts: SegmentOptions = {}): Promise
     const cfg = row.config as unknown as Record<string, unknown>;
     await checkAgainstData([cfg]); // K and sizes against the frames, before any stage runs
     const clips = loadDataset(datasetSpecFromConfig(cfg.dataset as Record<string, unknown>));
-    const plan = await runner.plan(stages, [{
-      name: row.name,
-      config: cfg,
-      units: clips.map((c) => c.name),
-    }]);
+    const rows = [{ name: row.name, config: cfg, units: clips.map((c) => c.name) }];
+    const plan = await runner.plan(stages, rows);
+    if (opts.shard) {
+      const shardRun = await runShard(runner, plan, opts.shard, rows);
+      return { clips: [], summary: shardRun.summary, elapsedMs: shardRun.elapsedMs, shardRun };
+    }
     const summary = await runner.execute(plan);
     runner.progress.end();
     const out: SegmentedClip[] = [];

@@ -27,6 +27,7 @@ export interface BatchInput {
 
 /** One modulated sample: frames of the batch re-denoised together, one mask per frame (null = zeros), a sign. */
 export interface ModSample {
+  /** Frame indices of the batch re-denoised in this sample. */
   frames: readonly number[];
   /** Per frame, the 0/1 mask on the feature grid (latent h/2 × w/2, row-major), or null. */
   masks: readonly (Uint8Array | null)[];
@@ -36,7 +37,9 @@ export interface ModSample {
 
 /** What the modulated re-denoising of one batch is set up with. */
 export interface ModulationSetup {
+  /** Steps, t_m, t_f and guidance of the row. */
   sampler: SamplerParams;
+  /** λ, blending, injection and decoder of the row. */
   modulation: ModulationParams;
   /** Resume the first modulated step from the unmodulated pass's UNet prefix (families that support it). */
   reusePrefix: boolean;
@@ -60,6 +63,7 @@ export interface GroupOptions {
 
 /** A diffusion model family behind the method's stages. */
 export interface Backbone {
+  /** The config group it was opened with. */
   readonly params: BackboneParams;
   /**
    * Whether the frames of a batch are one video (temporal attention couples them): a modulated sample then

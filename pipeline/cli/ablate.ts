@@ -10,11 +10,13 @@ import * as path from "node:path";
 import { UserError } from "../errors.ts";
 import { REPO_ROOT } from "../config/paths.ts";
 import { fmtDuration } from "../dag/progress.ts";
-import { ablate as runAblate, ablatePlan } from "../api/ablate.ts";
+import { ablate as runAblate, ablatePlan, ablateShard } from "../api/ablate.ts";
+import { shardOption } from "../cluster/shard_cli.ts";
 import { cacheDirOption, helpText, type OptionSpec, parseArgs, userCwd, userPath } from "./args.ts";
 import { runMain } from "./main.ts";
 
-const USAGE = "deno task ablate [--plan] [--set KEY=VALUE]... [--cache DIR] [--rows A,B] CONFIG";
+const USAGE =
+  "deno task ablate [--plan] [--shard I/N] [--set KEY=VALUE]... [--cache DIR] [--rows A,B] CONFIG";
 const OPTIONS: Record<string, OptionSpec> = {
   plan: {
     type: "boolean",
@@ -26,6 +28,12 @@ const OPTIONS: Record<string, OptionSpec> = {
     doc: "override a config key in every row (rows.NAME.KEY=VALUE: one row); repeatable",
   },
   rows: { type: "string", value: "A,B", doc: "run only these rows (the tables then hold only them)" },
+  shard: {
+    type: "string",
+    value: "I/N",
+    doc: "compute only shard I of N (0 ≤ I < N) into the shared cache, write no results; " +
+      "run every shard, then once without --shard for the results (with --plan: show the split)",
+  },
   cache: {
     type: "string",
     value: "DIR",
@@ -53,6 +61,7 @@ export async function ablate(args: string[]): Promise<number> {
   const rowsWanted = typeof options.rows === "string"
     ? options.rows.split(",").map((s) => s.trim()).filter(Boolean)
     : [];
+  const shard = shardOption(options.shard);
   const cacheDir = cacheDirOption(options.cache as string | undefined, REPO_ROOT);
   const resultsRoot = options.results !== undefined
     ? userPath(options.results as string, "--results")
@@ -67,7 +76,13 @@ export async function ablate(args: string[]): Promise<number> {
     cwd: userCwd(),
   };
   if (options.plan) {
-    console.log(await ablatePlan(positionals[0], common));
+    console.log(await ablatePlan(positionals[0], { ...common, shard: shard ?? undefined }));
+    return 0;
+  }
+  if (shard) {
+    const s = await ablateShard(positionals[0], { ...common, shard });
+    if (s.stageTable) console.error(s.stageTable);
+    console.error(`ablate: ${s.line} (${fmtDuration(s.elapsedMs)})`);
     return 0;
   }
   const r = await runAblate(positionals[0], { ...common, resultsDir: resultsRoot });

@@ -13,9 +13,10 @@ import { MAX_SIDE } from "../data/preflight.ts";
 import { segment as runSegment } from "../api/segment.ts";
 import { cacheDirOption, helpText, type OptionSpec, parseArgs, userCwd, userPath } from "./args.ts";
 import { runMain } from "./main.ts";
+import { shardOption } from "../cluster/shard_cli.ts";
 
 const USAGE =
-  "deno task segment [--k K] [--resolution WxH] [--weights DIR] [--out DIR] [--set KEY=VALUE]... [--allow-partial] INPUT";
+  "deno task segment [--k K] [--resolution WxH] [--weights DIR] [--out DIR] [--set KEY=VALUE]... [--allow-partial] [--shard I/N] INPUT";
 const OPTIONS: Record<string, OptionSpec> = {
   k: { type: "string", value: "K", doc: "number of K-Means clusters (default from configs/segment.yaml)" },
   resolution: {
@@ -35,6 +36,12 @@ const OPTIONS: Record<string, OptionSpec> = {
   "allow-partial": {
     type: "boolean",
     doc: "accept a video that decodes to fewer frames than its container declares",
+  },
+  shard: {
+    type: "string",
+    value: "I/N",
+    doc: "compute only shard I of N (0 ≤ I < N) of the clips into the shared cache, write no outputs; " +
+      "run every shard, then once without --shard for the outputs",
   },
   help: { type: "boolean", short: "h", doc: "show this help" },
 };
@@ -69,7 +76,9 @@ export async function segment(args: string[]): Promise<number> {
     }
     set.push(`resolution=[${w}, ${h}]`);
   }
+  const shard = shardOption(options.shard) ?? undefined;
   const r = await runSegment(positionals[0], {
+    shard,
     set,
     config: options.config !== undefined ? userPath(options.config as string, "--config") : undefined,
     cacheDir: cacheDirOption(options.cache as string | undefined, REPO_ROOT),
@@ -77,6 +86,11 @@ export async function segment(args: string[]): Promise<number> {
     allowPartial: options["allow-partial"] as boolean,
     cwd: userCwd(),
   });
+  if (r.shardRun) {
+    if (r.shardRun.stageTable) console.error(r.shardRun.stageTable);
+    console.error(`segment: ${r.shardRun.line} (${fmtDuration(r.elapsedMs)})`);
+    return 0;
+  }
   console.error(`segment: ${r.summary.line} (${fmtDuration(r.elapsedMs)})`);
   for (const c of r.clips) console.log(c.written);
   return 0;

@@ -26,16 +26,23 @@ import { REPO_ROOT, resolveRepoPath } from "./paths.ts";
 
 /** Published numbers stored beside a row (percent). */
 export interface PaperNumbers {
+  /** mIoU (percent). */
   mIoU: number | null;
+  /** mVC8 (percent). */
   mVC8: number | null;
+  /** mVC16 (percent). */
   mVC16: number | null;
 }
 
 /** One row: its name, label, published numbers and fully resolved config. */
 export interface ConfigRow {
+  /** Row name (the key under `rows`). */
   name: string;
+  /** Row title, if the file gives one. */
   title: string | null;
+  /** Published numbers of the row, if the file gives them. */
   paper: PaperNumbers | null;
+  /** The resolved config of the row (defaults, row overrides, `--set`). */
   config: VidsegConfig;
   /**
    * `optional: true` in the file: left out of the default selection (e.g. rows that need weights a fresh
@@ -50,6 +57,7 @@ export interface LoadedConfig {
   file: string;
   /** File name without extension (names the results folder). */
   name: string;
+  /** The file's `title`, if any. */
   title: string | null;
   /** The selected rows: every non-optional row, plus the optional rows asked for. */
   rows: ConfigRow[];

@@ -179,12 +179,14 @@ export const SCHEMA: Record<string, Spec> = {
 
 /** Resolved config of one row (the shape of SCHEMA). */
 export interface VidsegConfig {
+  /** Diffusion backbone (`backbone.*`). */
   backbone: {
     kind: "tiny" | "sd" | "svd";
     weights: string;
     provider: "cpu" | "cuda";
     dtype: "fp32" | "fp16";
   };
+  /** Input videos (`dataset.*`). */
   dataset: {
     kind: "camvid" | "vspw" | "cityscapes" | "frames";
     root: string;
@@ -192,15 +194,25 @@ export interface VidsegConfig {
     clips: "all" | string[];
     max_frames: number | null;
   };
+  /** Processing size [W, H]; null = each side rounded down to a multiple of 64. */
   resolution: [number, number] | null;
+  /** Noise seed, re-seeded every batch. */
   seed: number;
+  /** Noising and sampling (`sampler.*`). */
   sampler: { steps: number; t_m: number; t_f: number; guidance: number };
+  /** Features for K-Means/KNN (`features.*`). */
   features: { blocks: number[]; aggregate: boolean; block: number };
+  /** First-frame K-Means (`kmeans.*`). */
   kmeans: { k: number; n_init: number; max_iter: number; tol: number; fit: "batch" | "first_frame" };
+  /** Frames per diffusion batch and context update. */
   batch_size: number;
+  /** Skip the repeated last batch when the batch size divides the clip length. */
   dedupe_last_batch: boolean;
+  /** Scene-context KNN (`knn.*`). */
   knn: { k: number };
+  /** Correspondence-based refinement (`cbr.*`). */
   cbr: { enabled: boolean; block: number; spatial_threshold: number; abs_threshold: boolean };
+  /** Masked modulation (`modulation.*`). */
   modulation: {
     lambda: number;
     block: number;
@@ -213,6 +225,7 @@ export interface VidsegConfig {
     decoder: "vae" | "taesd";
     batch_bytes: number;
   };
+  /** Organisation of the modulated passes (same labels either way). */
   schedule: "reference" | "optimized";
 }
 

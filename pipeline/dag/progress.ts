@@ -7,6 +7,7 @@
 
 /** Where progress text goes (stderr by default). */
 export interface TextSink {
+  /** Write text as is. */
   write(text: string): void;
   /** Repaint a single status line in place (TTY mode). */
   isTty: boolean;

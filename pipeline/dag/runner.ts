@@ -35,13 +35,18 @@ export interface RunnerOptions {
   hooks?: StoreHooks;
   /** Lock poll interval (ms). */
   lockPollMs?: number;
+  /** Lock lease (ms; default $VIDSEG_LOCK_LEASE or 5 min): a lock whose heartbeat is older is stale. */
+  leaseMs?: number;
   signal?: AbortSignal;
 }
 
 /** Outcome of `execute`. */
 export interface RunSummary {
+  /** Stage instances computed. */
   run: number;
+  /** Stage instances found in the cache. */
   cached: number;
+  /** Cache entries found damaged and recomputed. */
   corrupt: number;
   /** Missing entries that no requested output needed. */
   notNeeded: number;
@@ -65,6 +70,8 @@ export class Runner {
   readonly #pending = new Map<string, number>();
   readonly #computed = new Set<string>();
   readonly #corrupt = new Set<string>();
+  /** Instances `execute` counted as to run (others it computes are missing upstreams of a shard's instances). */
+  readonly #planned = new Set<string>();
 
   constructor(opts: RunnerOptions) {
     this.#opts = opts;
@@ -122,14 +129,21 @@ export class Runner {
     return formatPlan(plan, this.status(plan), titles);
   }
 
-  /** Compute every missing, needed instance of the plan. */
-  async execute(plan: Plan): Promise<RunSummary> {
+  /**
+   * Compute every missing, needed instance of the plan; with `only`, just those among them (a shard's instances,
+   * see shard.ts), plus whatever missing upstream they need.
+   */
+  async execute(plan: Plan, opts: { only?: ReadonlySet<string> } = {}): Promise<RunSummary> {
     this.store.sweepTemp();
     const status = this.status(plan);
+    if (opts.only) {
+      for (const [key, st] of status) if (st === "run" && !opts.only.has(key)) status.set(key, "skip");
+    }
     const toRun = new Map<string, number>();
     this.#pending.clear();
     for (const inst of plan.instances.values()) {
       if (status.get(inst.key) !== "run") continue;
+      this.#planned.add(inst.key);
       toRun.set(inst.stage.name, (toRun.get(inst.stage.name) ?? 0) + 1);
       for (const up of Object.values(inst.upstream)) this.#pending.set(up, (this.#pending.get(up) ?? 0) + 1);
     }
@@ -144,6 +158,7 @@ export class Runner {
     for (const inst of plan.instances.values()) {
       if (this.#computed.has(inst.key)) continue;
       if (this.store.has(inst.stage.name, inst.key)) {
+        this.store.touch(inst.stage.name, inst.key); // last use, for `cache gc --older-than`
         cached++;
         this.progress.cached(inst.stage.name);
       } else notNeeded++;
@@ -186,7 +201,9 @@ export class Runner {
     const lockFile = path.join(this.#locksDir, `${key}.lock`);
     const lock = await acquireLock(lockFile, {
       pollMs: this.#opts.lockPollMs,
+      leaseMs: this.#opts.leaseMs,
       signal: this.#opts.signal,
+      onLost: () => this.progress.log(`lock of ${label} was broken (lease expired); computing on, the first commit wins`),
       onWait: (h) =>
         this.progress.log(
           `waiting: ${label} is being computed by pid ${h.pid} on ${h.host} (since ${h.started})`,
@@ -197,7 +214,11 @@ export class Runner {
       // Re-check under the lock: another process may have committed it while we waited or loaded inputs.
       const done = this.store.has(inst.stage.name, key) ? this.#tryRead(inst, label) : null;
       if (done) out = done;
-      else out = await this.#compute(inst, inputs, label);
+      else {
+        if (!this.#planned.has(key) && !this.#corrupt.has(key)) this.progress.addToRun(inst.stage.name);
+        this.#planned.add(key);
+        out = await this.#compute(inst, inputs, label);
+      }
     } finally {
       lock.release();
     }

@@ -85,6 +85,14 @@ export class ArtifactStore {
     return fs.existsSync(this.entryDir(stage, key));
   }
 
+  /** Record a use of an entry (its folder's mtime; `cache gc --older-than` removes entries unused for long). */
+  touch(stage: string, key: string): void {
+    try {
+      const t = new Date();
+      fs.utimesSync(this.entryDir(stage, key), t, t);
+    } catch { /* read-only cache or entry gone: nothing to record */ }
+  }
+
   /**
    * Read and verify an entry (every file's size and sha256, streamed; `verify: false` skips the hashes, for an
    * entry this process has just written). Tensors load lazily. Throws CorruptEntryError on any mismatch.

@@ -11,7 +11,9 @@ import type { Rgb } from "../tensor/image.ts";
 
 /** One evaluated class. */
 export interface ClassInfo {
+  /** Class id as stored in the GT label PNGs. */
   id: number;
+  /** Class name. */
   name: string;
 }
 
@@ -27,7 +29,9 @@ export interface ClipFrame {
 
 /** A video of a dataset. */
 export interface VideoClip {
+  /** Clip name (unique in its dataset). */
   name: string;
+  /** Frames in temporal order. */
   frames: ClipFrame[];
   /** Evaluated classes (mIoU rows). */
   classes: ClassInfo[];

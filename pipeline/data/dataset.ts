@@ -18,7 +18,9 @@ export type DatasetKind = "camvid" | "vspw" | "cityscapes" | "frames";
 
 /** Config `dataset.*`. */
 export interface DatasetSpec extends ClipSelection {
+  /** Layout of the folder. */
   kind: DatasetKind;
+  /** Dataset folder. */
   root: string;
 }
 

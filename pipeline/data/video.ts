@@ -14,6 +14,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { UserError } from "../errors.ts";
+import { acquireLock } from "../dag/lock.ts";
 
 /** Video file extensions `segment` decodes. */
 export const VIDEO_EXTS = [".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".gif"];
@@ -151,18 +152,41 @@ function readRecord(dir: string, identity: string): DecodeRecord | null {
  * its record names this content and its frame count is intact.
  */
 export async function decodeVideo(file: string, opts: DecodeOptions): Promise<string> {
-  const note = opts.note ?? ((l: string) => console.error(l));
   const identity = videoIdentity(file);
   const stemName = path.basename(file).replace(/\.[^.]+$/, "").replace(/[^A-Za-z0-9_.-]/g, "_") || "video";
   const videos = path.join(opts.cacheDir, "videos");
   const dir = path.join(videos, `${stemName}-${identity.slice(0, 16)}`);
-  const old = readRecord(dir, identity);
-  if (old) {
-    if (old.declared !== null && old.frames < old.declared && !opts.allowPartial) {
-      throw partialError(file, old.frames, old.declared);
-    }
-    return dir;
+  if (reusable(file, dir, identity, opts)) return dir;
+  // Shards on several hosts may start at once: one decodes, the others wait for it and reuse its folder.
+  fs.mkdirSync(videos, { recursive: true });
+  const lock = await acquireLock(`${dir}.lock`);
+  try {
+    if (reusable(file, dir, identity, opts)) return dir;
+    return await decodeInto(file, dir, identity, stemName, videos, opts);
+  } finally {
+    lock.release();
   }
+}
+
+/** Whether a published decode of this content exists (a partial one only when partial decodes are allowed). */
+function reusable(file: string, dir: string, identity: string, opts: DecodeOptions): boolean {
+  const r = readRecord(dir, identity);
+  if (!r) return false;
+  if (r.declared !== null && r.frames < r.declared && !opts.allowPartial) {
+    throw partialError(file, r.frames, r.declared);
+  }
+  return true;
+}
+
+async function decodeInto(
+  file: string,
+  dir: string,
+  identity: string,
+  stemName: string,
+  videos: string,
+  opts: DecodeOptions,
+): Promise<string> {
+  const note = opts.note ?? ((l: string) => console.error(l));
   if (!(await hasTool("ffmpeg"))) {
     throw new UserError(
       `${file}: decoding a video file needs ffmpeg (Debian: apt-get install ffmpeg), or pass a folder of frames`,

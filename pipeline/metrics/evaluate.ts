@@ -20,16 +20,23 @@ import { nanmean, vcWindows } from "./vc.ts";
 
 /** One clip's annotated frames: GT and prediction per frame, in clip order. */
 export interface EvalVideo {
+  /** GT label maps [H, W] of the annotated frames. */
   gt: Tensor<"U8">[];
+  /** Predicted label maps of the same frames, same sizes. */
   pred: (Tensor<"U8"> | Tensor<"I32">)[];
 }
 
 /** Metrics as fractions in [0, 1] (null = undefined, e.g. no clip longer than n frames). */
 export interface EvalResult {
+  /** Dataset-level mIoU (fraction). */
   mIoU: number | null;
+  /** mVC8 (fraction). */
   mVC8: number | null;
+  /** mVC16 (fraction). */
   mVC16: number | null;
+  /** IoU per evaluated class (null: no GT pixels). */
   classIoU: { id: number; name: string; iou: number | null }[];
+  /** Annotated frames evaluated. */
   frames: number;
 }
 
@@ -41,6 +48,7 @@ export class Evaluator {
   readonly #vc16: number[] = [];
   #frames = 0;
 
+  /** An evaluator over these classes (GT values outside them are ignored). */
   constructor(classes: readonly ClassInfo[]) {
     this.#classes = classes;
     this.#cm = new ConfusionMatrix(classes.map((c) => c.id));

@@ -10,19 +10,24 @@
 
 /** Per-class and mean IoU (fractions in [0, 1]; null for classes without GT pixels). */
 export interface IouResult {
+  /** Mean IoU over classes with GT pixels (null when there are none). */
   mIoU: number | null;
+  /** IoU per class, in `classIds` order (null: no GT pixels). */
   perClass: (number | null)[];
+  /** The evaluated class ids. */
   classIds: number[];
 }
 
 /** A confusion matrix over `classIds` plus a void prediction column. */
 export class ConfusionMatrix {
+  /** The evaluated class ids (matrix rows, in order). */
   readonly classIds: readonly number[];
   /** [C × (C + 1)] counts, row = GT class index, column = predicted class index (C = void). */
   readonly counts: Float64Array;
   readonly #index = new Map<number, number>();
   readonly #lut = new Int32Array(256).fill(-1);
 
+  /** An empty matrix over these class ids (GT values outside them are ignored). */
   constructor(classIds: readonly number[]) {
     this.classIds = [...classIds];
     this.classIds.forEach((id, i) => {

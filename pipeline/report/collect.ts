@@ -14,6 +14,7 @@ import type { RowResult } from "./tables.ts";
 
 /** What was written. */
 export interface AblateOutput {
+  /** The tables and charts written. */
   files: ResultFiles;
   /** Number of label PNGs written. */
   labelMaps: number;

@@ -21,10 +21,15 @@ import { type Rgb, writeLabelMaps } from "./labels_png.ts";
 
 /** Files written by `writeResults`. */
 export interface ResultFiles {
+  /** `metrics.csv` */
   csv: string;
+  /** `metrics.md` */
   md: string;
+  /** `class_iou.csv` */
   classCsv: string;
+  /** `metrics.svg` (ours beside the paper) */
   svg: string;
+  /** `metrics.png` (the same chart) */
   png: string;
 }
 

@@ -7,8 +7,11 @@ import * as aq from "arquero";
 
 /** Metrics of one row, in percent (what a stage with role "metrics" puts in json.metrics). */
 export interface RowMetrics {
+  /** Dataset-level mIoU (percent). */
   mIoU: number | null;
+  /** Video consistency over 8 frames (percent). */
   mVC8: number | null;
+  /** Video consistency over 16 frames (percent). */
   mVC16: number | null;
   /** Class name → IoU (percent), null for classes absent from the GT. */
   classIoU?: Record<string, number | null>;
@@ -16,10 +19,13 @@ export interface RowMetrics {
 
 /** What the report knows about a row. */
 export interface RowResult {
+  /** Row name. */
   row: string;
+  /** Row title from the config. */
   title: string | null;
   /** Ours (null when no metrics stage ran). */
   ours: RowMetrics | null;
+  /** The paper's numbers for this row (percent), when the config gives them. */
   paper: { mIoU: number | null; mVC8: number | null; mVC16: number | null } | null;
 }
 

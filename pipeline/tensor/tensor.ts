@@ -18,8 +18,11 @@ export type TypedArrayOf<D extends DType> = D extends "F32" ? Float32Array
 
 /** A dense row-major tensor. */
 export interface Tensor<D extends DType = DType> {
+  /** Element type. */
   readonly dtype: D;
+  /** Dimensions, outermost first. */
   readonly shape: readonly number[];
+  /** The elements, row-major. */
   readonly data: TypedArrayOf<D>;
 }
 

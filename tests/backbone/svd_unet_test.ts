@@ -8,11 +8,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import {
-  svdAvailableTaps,
-  SvdUNet,
-  type SvdUNetLoadOptions,
-} from "../../pipeline/backbone/svd/unet.ts";
+import { svdAvailableTaps, SvdUNet, type SvdUNetLoadOptions } from "../../pipeline/backbone/svd/unet.ts";
 import { evaluations } from "../../pipeline/backbone/runtime.ts";
 import { f32, maxAbs, maxAbsDiff, type Tensor } from "../../pipeline/tensor/tensor.ts";
 import { assert, assertEquals, assertLess } from "../assert.ts";

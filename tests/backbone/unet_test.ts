@@ -104,7 +104,7 @@ Deno.test("unet_io + unet_attention: output and every exposed intermediate", asy
   await unet.release();
 });
 
-Deno.test("unet_modulation: lambda·mask on the position-7 attn2 output; zero modulation is exact", async () => {
+Deno.test("unet_modulation: lambda·mask on the stored position's attn2 output; zero modulation is exact", async () => {
   const at = storedPosition(modv, "mod.", "attn2_out");
   const taps = [tapName(at, "attn2_out"), tapName(at, "out"), tapName(at + 1, "out")].filter((k) =>
     `mod.${k}` in modv

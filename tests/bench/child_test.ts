@@ -14,6 +14,7 @@ import { totalMacs, unetMacs } from "../../pipeline/bench/flops.ts";
 import { fullPerFrame, labelAgreement, stageRows, variantRows } from "../../pipeline/bench/report.ts";
 import { benchMarkdown } from "../../pipeline/bench/markdown.ts";
 import { machineInfo } from "../../pipeline/bench/report.ts";
+import { INJECT_POSITIONS } from "../../pipeline/backbone/sd/backbone.ts";
 
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), "vidseg-bench-child-"));
 globalThis.addEventListener("unload", () => fs.rmSync(TMP, { recursive: true, force: true }));
@@ -50,8 +51,12 @@ Deno.test("bench child: per-stage accounting of a reference-schedule run", async
     JSON.parse(fs.readFileSync(`${FIXTURES}/conformance/unet/config.json`, "utf8")),
     "c",
   );
-  const full = totalMacs(unetMacs(l, 16, 16));
-  assertEquals(r.fullMacs["16×16"], full);
+  // Latent of the 128×128 frames: the VAE halves the size at each level after the first.
+  const vaeLevels = JSON.parse(fs.readFileSync(`${FIXTURES}/conformance/vae/config.json`, "utf8"))
+    .block_out_channels.length;
+  const lat = 128 / 2 ** (vaeLevels - 1);
+  const full = totalMacs(unetMacs(l, lat, lat));
+  assertEquals(r.fullMacs[`${lat}×${lat}`], full);
   // features: one batch of 3 frames under CFG (6 rows): steps 22, 23 on the plain UNet, step 24 on the variant
   // truncated after position 8 (the deepest feature tap).
   const fv = r.stages.features.variants;
@@ -59,7 +64,7 @@ Deno.test("bench child: per-stage accounting of a reference-schedule run", async
   assertEquals(fv["unet"].samples, 12);
   assertAlmostEquals(fv["unet"].fullEquivalents, 12, 1e-9);
   assertEquals(fv["unet:truncated:taps3"].samples, 6);
-  const trunc = totalMacs(unetMacs(l, 16, 16, { truncateAfter: 8 })) / full;
+  const trunc = totalMacs(unetMacs(l, lat, lat, { truncateAfter: 8 })) / full;
   assertAlmostEquals(fv["unet:truncated:taps3"].fullEquivalents, 6 * trunc, 1e-9);
   assertAlmostEquals(fullPerFrame(r, "features"), (12 + 6 * trunc) / 3, 1e-9);
   // modulate (reference): per planned batch (N = F = 3 → the batch is planned twice) an unmodulated pass of
@@ -72,7 +77,7 @@ Deno.test("bench child: per-stage accounting of a reference-schedule run", async
   assertEquals(mod[1].samples % (2 * 2 * 3 * 3 * 2), 0);
   const L = mod[1].samples / (2 * 2 * 3 * 3 * 2);
   assertGreater(L, 0);
-  const inj = totalMacs(unetMacs(l, 16, 16, { injectPositions: [3, 4, 5, 6, 7, 8, 9, 10, 11] })) / full;
+  const inj = totalMacs(unetMacs(l, lat, lat, { injectPositions: INJECT_POSITIONS })) / full;
   assertAlmostEquals(rec[1].fullEquivalents + mod[1].fullEquivalents, 36 + mod[1].samples * inj, 1e-6);
   assertEquals(mv["vae.decode"].samples, mod[1].samples / 6);
   // Report tables.
@@ -107,7 +112,12 @@ Deno.test("bench child: per-stage accounting of a reference-schedule run", async
   assert(md.includes("| modulate |") && md.includes(mod[0]), "markdown lists the stages and variants");
   // Label digests: the optimized schedule on its own cache stores byte-identical label maps; another K does not.
   const again = (name: string, set: string[]) =>
-    runChild({ config: file, set, cache: path.join(TMP, `cache-${name}`), out: path.join(TMP, `${name}.json`) });
+    runChild({
+      config: file,
+      set,
+      cache: path.join(TMP, `cache-${name}`),
+      out: path.join(TMP, `${name}.json`),
+    });
   const opt = await again("opt", ["schedule=optimized"]);
   assertEquals(r.labelDigests.F.length, 64);
   assertEquals(labelAgreement(r, opt), { equal: ["F"], differ: [] });

@@ -1,12 +1,14 @@
 /**
- * MAC counts per UNet variant against independent references: a hand count of one decoder block of the
- * conformance UNet, and whole-UNet totals from tools/count_macs.py (forward hooks on the torch re-implementation
- * tools/unet2d.py, counting the same things: Conv2d/Linear weights × outputs and the two attention matmuls).
- * Also the memory-budget sizing of the optimized schedule, by hand.
+ * MAC counts per UNet variant against independent references: a hand count of one decoder block of a small
+ * SD-2.1-structured UNet built here, and whole-UNet totals from tools/count_macs.py (forward hooks on the torch
+ * re-implementation tools/unet2d.py, counting the same things: Conv2d/Linear weights × outputs and the two
+ * attention matmuls). Also the memory-budget sizing of the optimized schedule, by hand.
+ * The UNet is this file's own (widths 16/32/32/32, heads 2/4/4/1, context 32), not a fixture's, so the counts
+ * stay valid whatever conformance set the tests read.
  */
 import { assertEquals } from "../assert.ts";
-import { FIXTURES } from "../shared.ts";
 import { parseUNetConfig } from "../../pipeline/backbone/sd/config.ts";
+import { encodeSafetensors } from "../../pipeline/tensor/safetensors.ts";
 import {
   resnetMacs,
   totalMacs,
@@ -17,10 +19,61 @@ import {
 import { MICRO_BATCH, unetRowBytes } from "../../pipeline/backbone/sd/models.ts";
 import { INJECT_POSITIONS, sdGroupOptions as optimizedOptions } from "../../pipeline/backbone/sd/backbone.ts";
 
-const path = `${FIXTURES}/conformance/unet/config.json`;
-const layout = parseUNetConfig(JSON.parse(Deno.readTextFileSync(path)), path);
+/** A diffusers UNet2DConditionModel config (SD 2.1 block structure, tiny widths); counted by hand below. */
+const SMALL_UNET = {
+  "_class_name": "UNet2DConditionModel",
+  "act_fn": "silu",
+  "addition_embed_type": null,
+  "addition_embed_type_num_heads": 64,
+  "addition_time_embed_dim": null,
+  "attention_head_dim": [2, 4, 4, 1],
+  "attention_type": "default",
+  "block_out_channels": [16, 32, 32, 32],
+  "center_input_sample": false,
+  "class_embed_type": null,
+  "class_embeddings_concat": false,
+  "conv_in_kernel": 3,
+  "conv_out_kernel": 3,
+  "cross_attention_dim": 32,
+  "cross_attention_norm": null,
+  "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+  "downsample_padding": 1,
+  "dropout": 0.0,
+  "dual_cross_attention": false,
+  "encoder_hid_dim": null,
+  "encoder_hid_dim_type": null,
+  "flip_sin_to_cos": true,
+  "freq_shift": 0,
+  "in_channels": 4,
+  "layers_per_block": 2,
+  "mid_block_only_cross_attention": null,
+  "mid_block_scale_factor": 1,
+  "mid_block_type": "UNetMidBlock2DCrossAttn",
+  "norm_eps": 1e-05,
+  "norm_num_groups": 8,
+  "num_attention_heads": null,
+  "num_class_embeds": null,
+  "only_cross_attention": false,
+  "out_channels": 4,
+  "projection_class_embeddings_input_dim": null,
+  "resnet_out_scale_factor": 1.0,
+  "resnet_skip_time_act": false,
+  "resnet_time_scale_shift": "default",
+  "reverse_transformer_layers_per_block": null,
+  "sample_size": 16,
+  "time_cond_proj_dim": null,
+  "time_embedding_act_fn": null,
+  "time_embedding_dim": null,
+  "time_embedding_type": "positional",
+  "timestep_post_act": null,
+  "transformer_layers_per_block": 1,
+  "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+  "upcast_attention": false,
+  "use_linear_projection": true,
+};
+const layout = parseUNetConfig(SMALL_UNET, "small-unet.json");
 
-Deno.test("flops: up position 7 of the conformance UNet at latent 16×16, counted by hand", () => {
+Deno.test("flops: up position 7 of the small UNet at latent 16×16, counted by hand", () => {
   // Position 7 = up_blocks[2].resnets[1] + attentions[1], at down level 1's grid: 8×8 = 64 tokens, C = 32.
   // Resnet 64 → 32 channels (32 hidden + 32 skip from down_blocks[1]), time embedding 4·16 = 64:
   //   conv1 64·32·64·9 = 1 179 648, conv2 64·32·32·9 = 589 824, 1×1 shortcut 64·32·64 = 131 072,
@@ -47,8 +100,8 @@ Deno.test("flops: up position 7 of the conformance UNet at latent 16×16, counte
   assertEquals(totalMacs(tr) - totalMacs(inj), 131_072 + 131_072 + 157_696 + 315_392);
 });
 
-Deno.test("flops: whole conformance UNet = tools/count_macs.py", () => {
-  // /usr/bin/python3 tools/count_macs.py tests/fixtures/conformance/unet/config.json --latent W H (exact integers).
+Deno.test("flops: whole small UNet = tools/count_macs.py", () => {
+  // SMALL_UNET written to small.json: /usr/bin/python3 tools/count_macs.py small.json --latent W H (exact integers).
   const ref: [number, number, { conv: number; linear: number; attention: number }][] = [
     [16, 16, { conv: 22_577_152, linear: 17_001_472, attention: 17_024_256 }],
     [40, 32, { conv: 112_885_760, linear: 76_311_552, attention: 322_709_760 }],
@@ -95,7 +148,12 @@ Deno.test("memory budget: bytes per UNet row and the optimized schedule's group 
   assertEquals(r.prefix, 4 * (2048 + 2048 + 1024 + 3 * 4096));
   // 4 × the largest GEGLU hidden: level 3, 256 tokens × 8·16 channels.
   assertEquals(r.activations, 4 * 256 * 128 * 4);
-  const b = { kind: "sd" as const, weights: `${FIXTURES}/conformance`, provider: "cpu" as const, dtype: "fp32" as const };
+  // optimizedOptions reads the UNet config from the weights folder: a folder holding SMALL_UNET's.
+  const weights = Deno.makeTempDirSync({ prefix: "vidseg-small-unet-" });
+  Deno.mkdirSync(`${weights}/unet`);
+  Deno.writeTextFileSync(`${weights}/unet/config.json`, JSON.stringify(SMALL_UNET));
+  Deno.writeFileSync(`${weights}/unet/diffusion_pytorch_model.safetensors`, encodeSafetensors({})); // not read
+  const b = { kind: "sd" as const, weights, provider: "cpu" as const, dtype: "fp32" as const };
   const perSample = 2 * (r.injected + r.prefix) + 128 * 128 * 3 * 5;
   const o = optimizedOptions(b, [16, 16], [128, 128], INJECT_POSITIONS, 7, 2 ** 30);
   assertEquals(o.groupSamples, Math.floor(2 ** 29 / perSample));
@@ -107,4 +165,5 @@ Deno.test("memory budget: bytes per UNet row and the optimized schedule's group 
   );
   const tight = optimizedOptions(b, [16, 16], [128, 128], INJECT_POSITIONS, 7, 4 * 2 ** 20);
   assertEquals([tight.groupSamples, tight.microBatch], [Math.floor(2 ** 21 / perSample), 4]);
+  Deno.removeSync(weights, { recursive: true });
 });

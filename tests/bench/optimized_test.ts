@@ -26,6 +26,11 @@ import * as os from "node:os";
 import * as path from "node:path";
 
 const CONF = `${FIXTURES}/conformance`;
+/** The set's UNet config: context width and the grid of each up-path position follow from it. */
+const UCFG = JSON.parse(fs.readFileSync(`${CONF}/unet/config.json`, "utf8"));
+const LEVELS = UCFG.block_out_channels.length, PER = UCFG.layers_per_block + 1;
+/** Downsampling factor of up-path position p's grid relative to the latent. */
+const gridFactor = (p: number) => 2 ** (LEVELS - 1 - Math.floor(p / PER));
 const CACHE = fs.mkdtempSync(path.join(os.tmpdir(), "vidseg-opt-graphs-"));
 globalThis.addEventListener("unload", () => fs.rmSync(CACHE, { recursive: true, force: true }));
 Deno.env.set("VIDSEG_GRAPH_CACHE", CACHE);
@@ -53,7 +58,7 @@ function equalFraction(a: ArrayLike<number>, b: ArrayLike<number>): number {
 Deno.test("prefix split at position 7: suffix(prefix(x)) = full(x), plain and modulated+injected", async () => {
   const B = 4, h = 16, w = 24;
   const sample = f32([B, 4, h, w], rand(B * 4 * h * w, 1));
-  const context = f32([B, 77, 32], rand(B * 77 * 32, 2));
+  const D = UCFG.cross_attention_dim, context = f32([B, 77, D], rand(B * 77 * D, 2));
   const timestep = 119;
   const injectTaps = INJECT_POSITIONS.flatMap((i) =>
     ["attn1_q", "attn1_k", "attn2_out"].map((k) => `up.pos${String(i).padStart(2, "0")}.${k}`)
@@ -61,14 +66,13 @@ Deno.test("prefix split at position 7: suffix(prefix(x)) = full(x), plain and mo
   const rec = await UNet.load(CONF, { cacheDir: CACHE, taps: injectTaps, exposePrefixAt: 7 });
   const plain = await UNet.load(CONF, { cacheDir: CACHE, taps: injectTaps });
   const r = await rec.run({ sample, timestep, context });
-  assertEquals(Object.keys(r.prefix!).sort(), [
-    "prefix.hidden",
-    "prefix.skip0",
-    "prefix.skip1",
-    "prefix.skip2",
-    "prefix.skip3",
-    "prefix.skip4",
-  ]);
+  // Skips not yet consumed on entering position 7: conv_in, layers_per_block per level and one per
+  // downsampler (1 + L·lpb + L − 1 in all), minus the 7 positions before it.
+  const skips = 1 + LEVELS * UCFG.layers_per_block + LEVELS - 1 - 7;
+  assertEquals(
+    Object.keys(r.prefix!).sort(),
+    ["prefix.hidden", ...Array.from({ length: skips }, (_, i) => `prefix.skip${i}`)].sort(),
+  );
   // Exposing the prefix does not change the pass itself.
   const rp = await plain.run({ sample, timestep, context });
   assertEquals(maxAbsDiff(r.eps!, rp.eps!), 0);
@@ -76,7 +80,8 @@ Deno.test("prefix split at position 7: suffix(prefix(x)) = full(x), plain and mo
   const rs = await suffix.run({ timestep, context, prefix: r.prefix });
   assertEquals(maxAbsDiff(rs.eps!, r.eps!), 0, "plain suffix");
   // Modulated + injected (the first modulated step): full variant from x vs suffix variant from the prefix.
-  const mod = f32([B, 8 * 12, 1], rand(B * 96, 3).map((v) => (v > 0 ? 5 : 0)));
+  const tokens7 = (h / gridFactor(7)) * (w / gridFactor(7));
+  const mod = f32([B, tokens7, 1], rand(B * tokens7, 3).map((v) => (v > 0 ? 5 : 0)));
   const modFull = await UNet.load(CONF, {
     cacheDir: CACHE,
     modulationPosition: 7,

@@ -243,7 +243,11 @@ export const CASES: Case[] = [
       });
       return ablateArgs(c);
     },
-    phrases: (c) => [UNET_ST(c), "conv_in.weight", "[16, 36]", "implies [16, 4, 3, 3]"],
+    phrases: (c) => {
+      const u = JSON.parse(fs.readFileSync(path.join(c.weights, "unet", "config.json"), "utf8"));
+      const [o, i, k] = [u.block_out_channels[0], u.in_channels, u.conv_in_kernel];
+      return [UNET_ST(c), "conv_in.weight", `[${o}, ${i * k * k}]`, `implies [${o}, ${i}, ${k}, ${k}]`];
+    },
     cachedOk: ["frames", "invert"], // invert needs only the VAE
   },
   {

@@ -18,7 +18,18 @@ import { tempDir } from "../dag/fixtures/util.ts";
 import * as path from "node:path";
 
 const ctx: StageContext = { progress() {}, log() {} };
-const F = 4, H = 128, W = 128, gh = 8, gw = 8;
+const F = 4, H = 128, W = 128;
+/**
+ * The coarse maps' grid = the feature grid of the modulated block 7: the VAE's latent (H / 2^(VAE levels − 1))
+ * downsampled to up block ⌊7 / (layers_per_block + 1)⌋'s level (configs of the conformance set).
+ */
+const [gh, gw] = (() => {
+  const read = (f: string) => JSON.parse(Deno.readTextFileSync(path.join(FIXTURES, "conformance", f)));
+  const vae = read("vae/config.json"), unet = read("unet/config.json");
+  const up = Math.floor(7 / (unet.layers_per_block + 1));
+  const cell = 2 ** (vae.block_out_channels.length - 1) * 2 ** (unet.block_out_channels.length - 1 - up);
+  return [H / cell, W / cell];
+})();
 
 function params(schedule: string): Record<string, unknown> {
   return flatParams({
@@ -28,8 +39,15 @@ function params(schedule: string): Record<string, unknown> {
     dedupe_last_batch: false,
     sampler: { steps: 25, t_m: 22, t_f: 24, guidance: 5 },
     modulation: {
-      lambda: 5, block: 7, attn: "cross", latent_blending: true, blend_until_end: false, injection: true,
-      filter_strength: 0.7, difference_mode: "float_l2", decoder: "vae",
+      lambda: 5,
+      block: 7,
+      attn: "cross",
+      latent_blending: true,
+      blend_until_end: false,
+      injection: true,
+      filter_strength: 0.7,
+      difference_mode: "float_l2",
+      decoder: "vae",
     },
     schedule,
   });
@@ -54,7 +72,11 @@ function framesArtifact(): Artifacts {
 function coarseArtifact(): Artifacts {
   const coarse = i32([1, F, gh, gw]);
   for (let f = 0; f < F; f++) {
-    for (let y = 0; y < gh; y++) for (let x = 0; x < gw; x++) coarse.data[(f * gh + y) * gw + x] = x < gw / 2 ? 3 : 5;
+    for (let y = 0; y < gh; y++) {
+      for (let x = 0; x < gw; x++) {
+        coarse.data[(f * gh + y) * gw + x] = x < gw / 2 ? 3 : 5;
+      }
+    }
   }
   coarse.data[0] = 9;
   return { tensors: { coarse_batches: coarse }, json: { labels: [3, 5, 9] } };
@@ -109,7 +131,10 @@ Deno.test("modulate: instances that agree on a (frame, mask) share its sample; r
     upstreamKeys: { frames: "frames-key", invert: invertKey, knn: "differs-per-row" },
   });
   const unetSamples = () =>
-    Object.entries(evaluations.snapshot()).filter(([k]) => k.startsWith("unet")).reduce((a, [, v]) => a + v.samples, 0);
+    Object.entries(evaluations.snapshot()).filter(([k]) => k.startsWith("unet")).reduce(
+      (a, [, v]) => a + v.samples,
+      0,
+    );
   const diffOf = (a: Artifacts) => a.tensors.diff.data as Uint8Array;
 
   evaluations.reset();

@@ -48,6 +48,13 @@ globalThis.addEventListener("unload", () => fs.rmSync(TMP, { recursive: true, fo
 Deno.env.set("VIDSEG_GRAPH_CACHE", path.join(TMP, "graphs"));
 const ctx: StageContext = { progress() {}, log() {} };
 const F = 14, H = 64, W = 128;
+/** The conformance UNet's config: context width, and the feature grid of positions 6..8 (up block 2). */
+const UNET = JSON.parse(fs.readFileSync(path.join(CONF, "unet", "config.json"), "utf8"));
+const FEATURE_LEVEL = Math.floor(6 / (UNET.layers_per_block + 1));
+/** Pixels per feature cell: the VAE built here (×8) times the UNet's downsampling at the feature level. */
+const CELL = 8 * 2 ** (UNET.block_out_channels.length - 1 - FEATURE_LEVEL);
+/** Feature channels: the width of the up block holding positions 6..8 (up blocks run the widths reversed). */
+const FEATURE_CH = [...UNET.block_out_channels].reverse()[FEATURE_LEVEL];
 
 /** Every key of `spec` from the project's deterministic random weights, as a safetensors file. */
 function writeRandom(file: string, spec: Map<string, readonly number[]>, seed: number): void {
@@ -89,7 +96,7 @@ function buildModel(): string {
     num_attention_heads: 2,
     image_size: 16,
     patch_size: 8,
-    projection_dim: 8, // = the UNet's cross_attention_dim
+    projection_dim: UNET.cross_attention_dim,
     hidden_act: "gelu",
   };
   const clipCfg = path.join(root, "image_encoder", "config.json");
@@ -131,12 +138,12 @@ function paramsOf(
   return Object.fromEntries(stage.params.map((p) => [p, structuredClone(get(p))]));
 }
 
-/** What the frames stage gives for a 14-frame synthetic clip (GT at the feature grid H/16 × W/16). */
+/** What the frames stage gives for a 14-frame synthetic clip (GT at the feature grid H/CELL × W/CELL). */
 function framesArtifact(): Artifacts {
   const v = syntheticVideo({ frames: F, height: H, width: W });
   const gt0 = u8([H, W], v.gt.data.slice(0, H * W));
   return {
-    tensors: { frames: v.frames, gt_grid: gtAtGrid(gt0, H / 16, W / 16) },
+    tensors: { frames: v.frames, gt_grid: gtAtGrid(gt0, H / CELL, W / CELL) },
     json: {
       frames: Array.from({ length: F }, (_, i) => `${i}`),
       size0: [H, W],
@@ -172,11 +179,13 @@ Deno.test("svd stages: frames → … → labels on a tiny SVD (t_m 17): shapes,
   const tA = performance.now() - t0;
   assertEquals(a.invert.tensors.z0.shape, [F, 4, H / 8, W / 8]);
   assertEquals(a.invert.tensors.cond_noise.shape, [1, 3, H, W]);
-  for (const i of [6, 7, 8]) assertEquals(a.features.tensors[`q${i}`].shape, [F, (H / 16) * (W / 16), 32]);
-  assertEquals(a.features.json.grid, [H / 16, W / 16]);
+  for (const i of [6, 7, 8]) {
+    assertEquals(a.features.tensors[`q${i}`].shape, [F, (H / CELL) * (W / CELL), FEATURE_CH]);
+  }
+  assertEquals(a.features.json.grid, [H / CELL, W / CELL]);
   const labelSet = a.knn.json.labels as number[];
   assert(labelSet.length >= 2, `label set ${labelSet}`);
-  const L = labelSet.length, plane = H * W, tokens = (H / 16) * (W / 16);
+  const L = labelSet.length, plane = H * W, tokens = (H / CELL) * (W / CELL);
   const diff = a.modulate.tensors.diff as Tensor<"U8">;
   assertEquals(diff.shape, [F, L, H, W]);
   assertEquals(a.labels.tensors.labels.shape, [F, H, W]);
@@ -196,7 +205,7 @@ Deno.test("svd stages: frames → … → labels on a tiny SVD (t_m 17): shapes,
 
 /** Coarse maps of one batch: label 1 everywhere except frame 0's top-left cell, which is label 9. */
 function coarseArtifact(): Artifacts {
-  const [gh, gw] = [H / 16, W / 16];
+  const [gh, gw] = [H / CELL, W / CELL];
   const coarse = i32([1, F, gh, gw]).data.fill(1);
   coarse[0] = 9;
   return {
@@ -265,10 +274,10 @@ Deno.test("svd passes: unmodulated pass = svdEpsModel + sampleEuler; injection w
   const samples = [{ masks: Array(F).fill(null), sign: 1 }, { masks: Array(F).fill(null), sign: -1 }];
   const m = {
     lambda: 50,
-    tokens: (H / 16) * (W / 16),
+    tokens: (H / CELL) * (W / CELL),
     injectNames: names,
     blendEnd: -1,
-    grid: [H / 16, W / 16] as [number, number],
+    grid: [H / CELL, W / CELL] as [number, number],
   };
   const both = await svdModulatedPasses(runner, x, rec, samples, settings, m);
   const n = final.data.length;

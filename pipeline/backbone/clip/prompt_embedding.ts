@@ -71,7 +71,9 @@ export function emptyPromptIds(t: PromptTokens): Tensor<"I64"> {
 
 /** Options of {@link emptyPromptEmbedding}. */
 export interface PromptOptions {
+  /** onnxruntime execution provider for the text encoder (default cpu). */
   provider?: Provider;
+  /** onnxruntime intra-op threads. */
   threads?: number;
 }
 

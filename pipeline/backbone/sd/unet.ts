@@ -59,6 +59,7 @@ export interface UNetRunInput {
 export interface UNetRunOutput {
   /** Model prediction (eps or v per `predictionType`); absent in truncated variants. */
   eps?: Tensor<"F32">;
+  /** The requested taps by name. */
   taps: Record<string, Tensor<"F32">>;
   /** `prefix.*` outputs of a variant built with `exposePrefixAt`. */
   prefix?: Record<string, Tensor<"F32">>;

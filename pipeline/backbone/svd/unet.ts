@@ -49,6 +49,7 @@ export interface SvdUNetRunInput {
 export interface SvdUNetRunOutput {
   /** Network output F_θ (v-prediction) [B, F, C_out, h, w]; absent in truncated variants. */
   v?: Tensor<"F32">;
+  /** The requested taps by name. */
   taps: Record<string, Tensor<"F32">>;
 }
 

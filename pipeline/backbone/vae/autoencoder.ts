@@ -27,17 +27,21 @@ export interface EncodeOptions {
 
 /** A loaded VAE behind the uniform interface. */
 export interface Vae {
+  /** "kl" = AutoencoderKL (SD, SVD), "tiny" = TAESD. */
   readonly kind: "kl" | "tiny";
   /** images [B, 3, H, W] in [0, 1] → UNet-scaled latents [B, L, H/8, W/8]. */
   encode(images01: Tensor<"F32">, opts?: EncodeOptions): Promise<Tensor<"F32">>;
   /** UNet-scaled latents → images [B, 3, 8h, 8w], nominally in [0, 1], NOT clamped. */
   decode(latents: Tensor<"F32">): Promise<Tensor<"F32">>;
+  /** Free the onnxruntime sessions. */
   release(): Promise<void>;
 }
 
 /** Options of {@link loadVae}. */
 export interface LoadVaeOptions {
+  /** onnxruntime execution provider (default cpu). */
   provider?: Provider;
+  /** onnxruntime intra-op threads. */
   threads?: number;
   /** Frames per session run (default: 1 for kl, 4 for tiny). */
   maxBatch?: number;

@@ -16,6 +16,8 @@ import { FIXTURES } from "../../shared.ts";
 
 const SRC = path.join(FIXTURES, "conformance", "unet");
 const CONFIG = fs.readFileSync(path.join(SRC, "config.json"), "utf8");
+/** conv_in of the set's UNet: [block_out_channels[0], in_channels, k, k]. */
+const CFG = JSON.parse(CONFIG), C0 = CFG.block_out_channels[0], IN = CFG.in_channels, K = CFG.conv_in_kernel;
 const TENSORS: Record<string, Tensor> = (() => {
   const f = new LazySafetensors(path.join(SRC, "unet.safetensors"));
   const out: Record<string, Tensor> = {};
@@ -59,7 +61,7 @@ const C = (root: string) => path.join(root, "unet", "config.json");
 Deno.test("missing key", async () => {
   const { ["conv_in.bias"]: _drop, ...rest } = TENSORS;
   const root = fixture(rest);
-  await rejects(root, `${W(root)}: missing tensor "conv_in.bias" (expected shape [16] from ${C(root)})`);
+  await rejects(root, `${W(root)}: missing tensor "conv_in.bias" (expected shape [${C0}] from ${C(root)})`);
 });
 
 Deno.test("extra key", async () => {
@@ -71,10 +73,12 @@ Deno.test("extra key", async () => {
 });
 
 Deno.test("wrong shape", async () => {
-  const root = fixture({ ...TENSORS, "conv_in.weight": f32([16, 4, 1, 1]) });
+  const root = fixture({ ...TENSORS, "conv_in.weight": f32([C0, IN, K + 1, K + 1]) });
   await rejects(
     root,
-    `${W(root)}: tensor "conv_in.weight" has shape [16, 4, 1, 1] but ${C(root)} implies [16, 4, 3, 3]`,
+    `${W(root)}: tensor "conv_in.weight" has shape [${C0}, ${IN}, ${K + 1}, ${K + 1}] but ${
+      C(root)
+    } implies [${C0}, ${IN}, ${K}, ${K}]`,
   );
 });
 
