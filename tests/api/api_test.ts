@@ -20,7 +20,7 @@ function resultsFiles(): string[] {
   const root = path.join(ROOT, "results");
   if (!fs.existsSync(root)) return [];
   return (fs.readdirSync(root, { recursive: true }) as string[])
-    .filter((f) => f !== "cache" && !f.startsWith(path.join("cache", "graphs"))) // the graph cache's folders
+    .filter((f) => f !== "cache" && !f.startsWith(path.join("cache", "graphs")))
     .sort();
 }
 
