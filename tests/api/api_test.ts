@@ -195,7 +195,7 @@ Deno.test("api: segment() input mistakes are UserErrors naming the input, before
   await assertRejects(
     () => segment(SWAN, { outDir: path.join(note, "out") }),
     UserError,
-    `--out ${path.join(note, "out")}: cannot write results there`,
+    `--out ${path.join(note, "out")}: cannot write there`,
   );
   assertEquals(fs.readdirSync(dir), ["notes.txt"]);
   assertEquals(segmentTemps(), tempsBefore);
