@@ -36,6 +36,7 @@ export {
   type AblateOptions,
   ablatePlan,
   type AblateResult,
+  ablateShard,
   DEFAULT_STAGES,
   defaultCacheDir,
 } from "./pipeline/api/ablate.ts";
@@ -43,6 +44,8 @@ export type { AblateOutput } from "./pipeline/report/collect.ts";
 export type { RowMetrics, RowResult } from "./pipeline/report/tables.ts";
 export type { ResultFiles } from "./pipeline/report/results.ts";
 export type { RunSummary } from "./pipeline/dag/runner.ts";
+export { parseShard, type ShardSpec } from "./pipeline/dag/shard.ts";
+export type { ShardRun } from "./pipeline/cluster/shard_cli.ts";
 export type { TextSink } from "./pipeline/dag/progress.ts";
 
 // --- configs --------------------------------------------------------------------------------------------------

@@ -20,7 +20,9 @@ import train_tiny_ldm  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ["--views", "64x48", "64x48f", "--crop", "6", "4", "--channels", "16", "16", "16", "32",
          "--heads", "1", "1", "1", "2", "--attention", "0", "1", "1", "--groups", "8", "--batch", "2",
-         "--log-every", "2", "--ckpt-minutes", "1000", "--time-limit", "30", "--threads", "1"]
+         "--log-every", "2", "--ckpt-minutes", "1000", "--time-limit", "30", "--threads", "1",
+         # periodic checkpoints every 2 steps, each scored by a stand-in for `deno task probe`
+         "--ckpt-every", "2", "--probe-cmd", "echo probe: mIoU 12.5 stability 80.0"]
 
 
 def same_tree(a, b, where=""):
@@ -41,7 +43,7 @@ def same_tree(a, b, where=""):
 
 def log_rows(run):
     with open(os.path.join(run, "training_log.csv")) as f:
-        return [r[:1] + r[2:] for r in csv.reader(f)][1:]  # without the wall-clock column
+        return [r[:1] + ["-"] + r[2:] for r in csv.reader(f)][1:]  # wall-clock column blanked
 
 
 def main():
@@ -63,7 +65,11 @@ def main():
             same_tree(a[key], b[key], key)
         assert a["state"]["smooth"] == b["state"]["smooth"] and a["state"]["window"] == b["state"]["window"]
         assert log_rows(whole) == log_rows(parts), (log_rows(whole), log_rows(parts))
-        assert len(log_rows(whole)) == 3 and float(log_rows(whole)[0][2]) > 0.5
+        rows = log_rows(whole)
+        losses = [r for r in rows if r[3]]
+        probes = [r for r in rows if r[5]]
+        assert [r[0] for r in losses] == ["2", "4", "6"] and float(losses[0][3]) > 0.5, rows
+        assert [(r[0], r[5], r[6]) for r in probes] == [(s, "12.5", "80.0") for s in ("2", "4", "6")], rows
         # the weights moved (the comparison above is not between two untouched inits)
         with open(os.path.join(whole, "config.json")) as f:
             torch.manual_seed(1234)

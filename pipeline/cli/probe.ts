@@ -25,11 +25,16 @@ import { f32, u8 } from "../tensor/tensor.ts";
 import { helpText, type OptionSpec, parseArgs, userCwd, userPath } from "./args.ts";
 import { runMain } from "./main.ts";
 
-const USAGE = "deno task probe [--config FILE] [--row NAME] [--weights DIR] [--set KEY=VALUE]... [--cache DIR]";
+const USAGE =
+  "deno task probe [--config FILE] [--row NAME] [--weights DIR] [--set KEY=VALUE]... [--cache DIR]";
 const OPTIONS: Record<string, OptionSpec> = {
   config: { type: "string", value: "FILE", doc: "config (default configs/table2.yaml)" },
   row: { type: "string", value: "NAME", doc: "row whose feature settings are probed (default F)" },
-  weights: { type: "string", value: "DIR", doc: "diffusers folder of the embedded model's layout (default: the config's)" },
+  weights: {
+    type: "string",
+    value: "DIR",
+    doc: "diffusers folder of the embedded model's layout (default: the config's)",
+  },
   set: { type: "list", value: "KEY=VALUE", doc: "override a config key; repeatable" },
   cache: { type: "string", value: "DIR", doc: "cache directory (default $VIDSEG_CACHE or results/cache)" },
   help: { type: "boolean", short: "h", doc: "show this help" },
@@ -47,24 +52,37 @@ export async function probe(args: string[]): Promise<number> {
   if (positionals.length) throw new UserError(`unexpected argument ${positionals[0]} (usage: ${USAGE})`);
   const set = [...(options.set as string[])];
   if (options.weights) set.push(`backbone.weights=${userPath(options.weights as string)}`);
-  const file = userPath((options.config as string | undefined) ?? path.join(REPO_ROOT, "configs", "table2.yaml"));
+  const file = userPath(
+    (options.config as string | undefined) ?? path.join(REPO_ROOT, "configs", "table2.yaml"),
+  );
   const config = loadConfig(file, { set, cwd: userCwd() });
-  const rowName = (options.row as string | undefined) ?? (config.rows.some((r) => r.name === "F") ? "F" : config.rows[0].name);
+  const rowName = (options.row as string | undefined) ??
+    (config.rows.some((r) => r.name === "F") ? "F" : config.rows[0].name);
   const row = config.rows.find((r) => r.name === rowName);
-  if (!row) throw new UserError(`--row ${rowName}: ${file} has rows ${config.rows.map((r) => r.name).join(", ")}`);
+  if (!row) {
+    throw new UserError(`--row ${rowName}: ${file} has rows ${config.rows.map((r) => r.name).join(", ")}`);
+  }
   const cfg = row.config as unknown as Record<string, unknown>;
   const clips = loadDataset(datasetSpecFromConfig(cfg.dataset as Record<string, unknown>));
   if (!clips.some((c) => c.frames.some((f) => f.gt))) {
-    throw new UserError(`dataset: ${(cfg.dataset as Record<string, unknown>).root} has no GT; the probe needs labelled clips`);
+    throw new UserError(
+      `dataset: ${(cfg.dataset as Record<string, unknown>).root} has no GT; the probe needs labelled clips`,
+    );
   }
-  const cacheDir = userPath((options.cache as string | undefined) ?? Deno.env.get("VIDSEG_CACHE") ?? path.join(REPO_ROOT, "results", "cache"));
+  const cacheDir = userPath(
+    (options.cache as string | undefined) ?? Deno.env.get("VIDSEG_CACHE") ??
+      path.join(REPO_ROOT, "results", "cache"),
+  );
   // The stages key the backbone by its folder path; checkpoints are re-exported into one folder, so the folder's
   // content hash joins the key here (probe entries are therefore separate from ablate's).
   const weights = (cfg.backbone as Record<string, unknown>).weights;
   const content = typeof weights === "string"
     ? new FileIdentity(path.join(cacheDir, ".filehash")).identify(path.resolve(weights), "probe")
     : null;
-  const keyed = (s: Stage<Record<string, unknown>>) => ({ ...s, params: [...s.params, "probe_weights_content"] });
+  const keyed = (s: Stage<Record<string, unknown>>) => ({
+    ...s,
+    params: [...s.params, "probe_weights_content"],
+  });
   const runner = new Runner({ cacheDir, root: REPO_ROOT });
   const plan = await runner.plan([framesStage, keyed(invertStage), keyed(featuresStage)], [
     { name: row.name, config: { ...cfg, probe_weights_content: content }, units: clips.map((c) => c.name) },
@@ -81,7 +99,11 @@ export async function probe(args: string[]): Promise<number> {
     const [h, w] = a.json.grid as number[];
     const all = aggregatedFeatures(a, feat.aggregate, feat.blocks, feat.block);
     const N = clip.frames.length;
-    const perFrame = framesFromBatches(all, (a.json.batches as [number, number][] | undefined) ?? [[0, N]], N);
+    const perFrame = framesFromBatches(
+      all,
+      (a.json.batches as [number, number][] | undefined) ?? [[0, N]],
+      N,
+    );
     // Only annotated frames are scored (neighbours = consecutive annotated frames).
     const keep = clip.frames.map((f, i) => (f.gt ? i : -1)).filter((i) => i >= 0);
     const [, n, d] = perFrame.shape;
@@ -93,14 +115,28 @@ export async function probe(args: string[]): Promise<number> {
     probeClips.push({ name: clip.name, features: f32([keep.length, n, d], X), gt: u8([keep.length, n], G) });
   }
   const res = probeFeatures(probeClips, clips[0].classes.map((c) => c.id), {
-    k: km.k, nInit: km.n_init, maxIter: km.max_iter, tol: km.tol, seed: cfg.seed as number,
+    k: km.k,
+    nInit: km.n_init,
+    maxIter: km.max_iter,
+    tol: km.tol,
+    seed: cfg.seed as number,
   });
   console.error(`probe: ${summary.line} (${fmtDuration(runner.progress.elapsedMs())})`);
   const b = cfg.backbone as { weights?: string };
-  console.log(`weights ${b.weights ?? "(config)"}, row ${row.name}, K ${km.k}, resolution ${JSON.stringify(cfg.resolution)}`);
+  console.log(
+    `weights ${b.weights ?? "(config)"}, row ${row.name}, K ${km.k}, resolution ${
+      JSON.stringify(cfg.resolution)
+    }`,
+  );
   console.log("clip | mIoU | stability | same-cell cosine");
-  for (const c of res.perClip) console.log(`${c.name} | ${fmt(c.mIoU)} | ${fmt(c.stability)} | ${fmt(c.sameCellCosine)}`);
-  console.log(`probe: mIoU ${fmt(res.mIoU)} stability ${fmt(res.stability)} same-cell-cosine ${fmt(res.sameCellCosine)}`);
+  for (const c of res.perClip) {
+    console.log(`${c.name} | ${fmt(c.mIoU)} | ${fmt(c.stability)} | ${fmt(c.sameCellCosine)}`);
+  }
+  console.log(
+    `probe: mIoU ${fmt(res.mIoU)} stability ${fmt(res.stability)} same-cell-cosine ${
+      fmt(res.sameCellCosine)
+    }`,
+  );
   return 0;
 }
 

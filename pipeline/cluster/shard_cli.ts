@@ -37,12 +37,15 @@ export function shardPlanText(
 
 /** What one shard did. */
 export interface ShardRun {
+  /** The shard that ran. */
   shard: ShardSpec;
   /** The (row, clip) chains it owns ("row/clip"). */
   units: string[];
+  /** Counts of stage instances run and cached. */
   summary: RunSummary;
   /** Per-stage table of what ran (empty when nothing did). */
   stageTable: string;
+  /** Wall time (ms). */
   elapsedMs: number;
   /** "shard i/n: N run, M cached, K left to other shards or the final run". */
   line: string;

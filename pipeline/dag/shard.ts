@@ -19,7 +19,9 @@ import { UserError } from "../errors.ts";
 
 /** `--shard i/n`: this process runs shard `index` (0-based) of `count`. */
 export interface ShardSpec {
+  /** Which shard, 0 ≤ index < count. */
   index: number;
+  /** How many shards the work is split into. */
   count: number;
 }
 

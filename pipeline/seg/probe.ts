@@ -44,7 +44,12 @@ export interface ProbeResult {
 }
 
 /** Each cluster's majority GT class among `classIds` (cells of other classes do not vote); -1 for none. */
-export function majorityMapping(clusters: Int32Array, gt: ArrayLike<number>, k: number, classIds: readonly number[]): Int32Array {
+export function majorityMapping(
+  clusters: Int32Array,
+  gt: ArrayLike<number>,
+  k: number,
+  classIds: readonly number[],
+): Int32Array {
   const index = new Map(classIds.map((id, i) => [id, i]));
   const votes = new Float64Array(k * classIds.length);
   for (let i = 0; i < clusters.length; i++) {
@@ -108,7 +113,11 @@ function temporal(
 }
 
 /** Run the probe over clips; `classIds` are the evaluated classes (other GT values are ignored). */
-export function probeFeatures(clips: readonly ProbeClip[], classIds: readonly number[], km: KMeansOptions): ProbeResult {
+export function probeFeatures(
+  clips: readonly ProbeClip[],
+  classIds: readonly number[],
+  km: KMeansOptions,
+): ProbeResult {
   const cm = new ConfusionMatrix(classIds);
   const evaluated = new Set(classIds);
   let agree = 0, pairs = 0, cos = 0, cells = 0;
@@ -117,7 +126,9 @@ export function probeFeatures(clips: readonly ProbeClip[], classIds: readonly nu
   for (const clip of clips) {
     const [N, n, d] = clip.features.shape;
     if (clip.gt.shape[0] !== N || clip.gt.shape[1] !== n) {
-      throw new Error(`probe: clip ${clip.name} has features [${clip.features.shape}] but GT [${clip.gt.shape}]`);
+      throw new Error(
+        `probe: clip ${clip.name} has features [${clip.features.shape}] but GT [${clip.gt.shape}]`,
+      );
     }
     const X = normalizeLinf(clip.features).data;
     const model = kmeansFit(X, N * n, d, { ...km, k: Math.min(km.k, N * n) });
@@ -130,7 +141,12 @@ export function probeFeatures(clips: readonly ProbeClip[], classIds: readonly nu
     const t = temporal(X, clip.gt.data, N, n, d, evaluated);
     agree += t.agree, pairs += t.pairs, cos += t.cos, cells += t.cells;
     const m = own.result().mIoU;
-    perClip.push({ name: clip.name, mIoU: m === null ? null : 100 * m, stability: pct(t.agree, t.pairs), sameCellCosine: pct(t.cos, t.cells) });
+    perClip.push({
+      name: clip.name,
+      mIoU: m === null ? null : 100 * m,
+      stability: pct(t.agree, t.pairs),
+      sameCellCosine: pct(t.cos, t.cells),
+    });
   }
   const r = cm.result();
   return {
@@ -143,13 +159,20 @@ export function probeFeatures(clips: readonly ProbeClip[], classIds: readonly nu
 }
 
 /** Frame f's feature rows out of a batch-stacked features tensor [T, h·w, C] (first batch holding f wins). */
-export function framesFromBatches(q: Tensor<"F32">, batches: readonly [number, number][], N: number): Tensor<"F32"> {
+export function framesFromBatches(
+  q: Tensor<"F32">,
+  batches: readonly [number, number][],
+  N: number,
+): Tensor<"F32"> {
   const [, n, d] = q.shape, per = n * d;
   const out = new Float32Array(N * per), seen = new Uint8Array(N);
   let off = 0;
   for (const [start, end] of batches) {
     for (let f = start; f < end; f++) {
-      if (!seen[f]) out.set(q.data.subarray((off + f - start) * per, (off + f - start + 1) * per), f * per), (seen[f] = 1);
+      if (!seen[f]) {
+        out.set(q.data.subarray((off + f - start) * per, (off + f - start + 1) * per), f * per),
+          (seen[f] = 1);
+      }
     }
     off += end - start;
   }

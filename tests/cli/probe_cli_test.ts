@@ -11,10 +11,21 @@ const PROBE = "pipeline/cli/probe.ts";
 Deno.test("probe: the embedded model on a short synthetic clip prints per-clip and total scores; a re-run is cached", async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "probe-cli-"));
   try {
-    await writeSyntheticCamvid(path.join(dir, "data"), syntheticVideo({ frames: 3, height: 128, width: 128, seed: 4 }));
+    await writeSyntheticCamvid(
+      path.join(dir, "data"),
+      syntheticVideo({ frames: 3, height: 128, width: 128, seed: 4 }),
+    );
     const args = [
-      "--set", `dataset.root=${path.join(dir, "data")}`, "--set", "resolution=[128, 128]", "--set", "kmeans.k=4",
-      "--set", "kmeans.n_init=2", "--cache", path.join(dir, "cache"),
+      "--set",
+      `dataset.root=${path.join(dir, "data")}`,
+      "--set",
+      "resolution=[128, 128]",
+      "--set",
+      "kmeans.k=4",
+      "--set",
+      "kmeans.n_init=2",
+      "--cache",
+      path.join(dir, "cache"),
     ];
     const r = await runCli(PROBE, args, { VIDSEG_THREADS: "1" });
     assertEquals(r.code, 0, r.stderr);

@@ -44,6 +44,7 @@ Deno.test("schema: every key of the common brief is present, with the §11 SD de
     "modulation.filter_strength",
     "modulation.difference_mode",
     "modulation.decoder",
+    "modulation.batch_bytes",
     "schedule",
   ]);
   assertEquals(d.sampler, { steps: 25, t_m: 22, t_f: 24, guidance: 5 });
@@ -61,6 +62,7 @@ Deno.test("schema: every key of the common brief is present, with the §11 SD de
     filter_strength: 0.7,
     difference_mode: "reference_uint8",
     decoder: "vae",
+    batch_bytes: 2 ** 31,
   });
   assertEquals(d.schedule, "reference");
 });

@@ -1,7 +1,12 @@
 import { assert, assertAlmostEquals, assertEquals, assertLess } from "../assert.ts";
 import { syntheticVideo } from "../../pipeline/data/synthetic.ts";
 import { gtAtGrid } from "../../pipeline/data/dataset.ts";
-import { framesFromBatches, majorityMapping, type ProbeClip, probeFeatures } from "../../pipeline/seg/probe.ts";
+import {
+  framesFromBatches,
+  majorityMapping,
+  type ProbeClip,
+  probeFeatures,
+} from "../../pipeline/seg/probe.ts";
 import { createRng } from "../../pipeline/seg/rng.ts";
 import { f32, u8 } from "../../pipeline/tensor/tensor.ts";
 
@@ -23,14 +28,22 @@ const gt = gridGt();
 /** Features [N, GH·GW, C] from a per-cell function. */
 function features(fn: (f: number, cell: number, c: number) => number): Float32Array {
   const X = new Float32Array(N * GH * GW * C);
-  for (let f = 0; f < N; f++) for (let i = 0; i < GH * GW; i++) for (let c = 0; c < C; c++) X[(f * GH * GW + i) * C + c] = fn(f, i, c);
+  for (let f = 0; f < N; f++) {
+    for (let i = 0; i < GH * GW; i++) {
+      for (let c = 0; c < C; c++) X[(f * GH * GW + i) * C + c] = fn(f, i, c);
+    }
+  }
   return X;
 }
 
 const rng = createRng(5);
 const embed = Array.from({ length: classIds.length }, () => Array.from({ length: C }, () => rng.normal()));
 const noise = Array.from({ length: N * GH * GW * C }, () => rng.normal());
-const clip = (name: string, X: Float32Array): ProbeClip => ({ name, features: f32([N, GH * GW, C], X), gt: u8([N, GH * GW], gt) });
+const clip = (name: string, X: Float32Array): ProbeClip => ({
+  name,
+  features: f32([N, GH * GW, C], X),
+  gt: u8([N, GH * GW], gt),
+});
 const km = { k: 6, nInit: 4, seed: 1 };
 
 Deno.test("probe: features that separate the GT regions give mIoU 100 and stability 100", () => {
@@ -46,7 +59,9 @@ Deno.test("probe: features that separate the GT regions give mIoU 100 and stabil
 
 Deno.test("probe: features of image position alone score well below 100, class features survive noise", () => {
   // Position: smooth gradients over the grid, identical in every frame (what an untrained backbone shows).
-  const pos = features((_f, i, c) => Math.cos((c + 1) * ((i % GW) / GW) + (c % 3) * (Math.floor(i / GW) / GH)));
+  const pos = features((_f, i, c) =>
+    Math.cos((c + 1) * ((i % GW) / GW) + (c % 3) * (Math.floor(i / GW) / GH))
+  );
   const rPos = probeFeatures([clip("position", pos)], classIds, km);
   assertLess(rPos.mIoU!, 80);
   const noisy = features((f, i, c) => embed[gt[f * GH * GW + i]][c] + 0.3 * noise[(f * GH * GW + i) * C + c]);
