@@ -12,12 +12,14 @@ import { loadConfig, type LoadedConfig, selectRows } from "../config/load.ts";
 import { REPO_ROOT } from "../config/paths.ts";
 import { registeredStages, resolveUnits } from "../dag/registry.ts";
 import { Runner, type RunSummary } from "../dag/runner.ts";
-import type { Plan, RowSpec } from "../dag/plan.ts";
+import type { RowSpec } from "../dag/plan.ts";
 import type { Stage } from "../dag/stage.ts";
 import { Progress, type TextSink } from "../dag/progress.ts";
 import { type AblateOutput, collectRowResults, writeAblateResults } from "../report/collect.ts";
 import type { RowResult } from "../report/tables.ts";
 import { checkWritableDir } from "../cli/args.ts";
+import { checkAgainstData } from "../data/preflight.ts";
+import { writeWhole } from "../report/output_dir.ts";
 import type { ShardSpec } from "../dag/shard.ts";
 import { runShard, shardPlanText, type ShardRun } from "../cluster/shard_cli.ts";
 
@@ -33,13 +35,17 @@ export function defaultCacheDir(): string {
 export interface AblateOptions {
   /** `KEY=VALUE` overrides (only when `config` is a file path; a loaded config already carries its own). */
   set?: string[];
-  /** Run only these rows (optional rows of the file may be named). Default: every non-optional row. */
+  /**
+   * Run only these rows (optional rows of the file may be named); the results then hold only them. Default:
+   * every non-optional row.
+   */
   rows?: string[];
   /** Cache folder (default {@link defaultCacheDir}); rerunning a config reuses everything cached there. */
   cacheDir?: string;
   /**
    * Results root: when given, `<resultsDir>/<config name>/` receives metrics.{md,csv,svg,png}, class_iou.csv
-   * and the label maps `<row>/<clip>/<frame>.png`. Omitted: nothing is written outside the cache.
+   * and the label maps `<row>/<clip>/<frame>.png` of the rows run — written beside and swapped in whole, so
+   * the folder holds exactly this run's files. Omitted: nothing is written outside the cache.
    */
   resultsDir?: string;
   /** Stage modules to import instead of {@link DEFAULT_STAGES} (they register their stages). */
@@ -123,11 +129,13 @@ async function prepare(
     note(`note: no stages are registered (${why}); nothing to compute`);
   }
   const cacheDir = opts.cacheDir ?? defaultCacheDir();
-  if (checkResults && opts.resultsDir !== undefined) {
-    // Fail before computing, not after hours: the table's folder and every row's folder must be writable.
-    checkWritableDir(path.join(opts.resultsDir, full.name), "--results");
-    for (const r of selected.rows) {
-      checkWritableDir(path.join(opts.resultsDir, full.name, r.name), "--results");
+  if (checkResults) {
+    // Fail before computing, not after hours: the results folder (replaced whole at the end), the cache, and
+    // the values that depend on the data (K against the feature cells, frame sizes).
+    if (opts.resultsDir !== undefined) checkWritableDir(path.join(opts.resultsDir, full.name), "--results");
+    checkWritableDir(cacheDir, "--cache");
+    if (stages.length && !opts.stages?.length) {
+      await checkAgainstData(selected.rows.map((r) => r.config as unknown as Record<string, unknown>));
     }
   }
   const progress = new Progress(opts.progress === null ? NULL_SINK : opts.progress);
@@ -161,25 +169,21 @@ export async function ablate(config: LoadedConfig | string, opts: AblateOptions 
   const summary = await p.runner.execute(plan);
   p.runner.progress.end();
   const stageTable = p.runner.progress.summaryTable(plan.stages.map((s) => s.name));
-  // The results cover every row of the config: rows not selected contribute the metrics already in the cache
-  // (if any), so a partial run never erases earlier results.
-  const fullPlan: Plan = p.config === p.full
-    ? plan
-    : await p.runner.plan(p.stages, await rowSpecs(p.full, p.stages));
-  const computed = new Set(p.config.rows.map((r) => r.name));
+  // The results hold exactly the rows of this run. The folder is written beside its place and swapped in at
+  // the end, so a failed run leaves the previous results whole.
   let output: AblateOutput | null = null;
   let rows: RowResult[];
   if (opts.resultsDir !== undefined) {
-    output = await writeAblateResults(
-      p.runner,
-      fullPlan,
-      p.full,
-      path.join(opts.resultsDir, p.full.name),
-      computed,
-    );
+    const target = path.join(opts.resultsDir, p.full.name);
+    output = await writeWhole(target, "--results", async (staging) => {
+      const o = await writeAblateResults(p.runner, plan, { ...p.config, name: p.full.name }, staging);
+      const moved = (f: string) => path.join(target, path.relative(staging, f));
+      const files = Object.fromEntries(Object.entries(o.files).map(([k, f]) => [k, moved(f)]));
+      return { ...o, files: files as unknown as typeof o.files };
+    });
     rows = output.rows;
   } else {
-    rows = (await collectRowResults(p.runner, fullPlan, p.full, computed)).rows;
+    rows = (await collectRowResults(p.runner, plan, p.config)).rows;
   }
   return {
     config: p.config,

@@ -18,7 +18,10 @@ import { datasetSpecFromConfig, loadDataset } from "../data/dataset.ts";
 import { fullPalette } from "../report/labels_png.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { checkWritableDir } from "../cli/args.ts";
-import { decodeVideo, isVideoFile, VIDEO_EXTS, writeClipOutputs } from "./segment_outputs.ts";
+import { decodeVideo, isVideo, VIDEO_EXTS } from "../data/video.ts";
+import { checkAgainstData } from "../data/preflight.ts";
+import { writeWhole } from "../report/output_dir.ts";
+import { writeClipOutputs } from "./segment_outputs.ts";
 import type { ShardSpec } from "../dag/shard.ts";
 import { runShard, type ShardRun } from "../cluster/shard_cli.ts";
 
@@ -38,17 +41,20 @@ export interface SegmentOptions {
   /** Base config (default {@link SEGMENT_CONFIG}); its `dataset.root` is replaced by `input`. */
   config?: string;
   /**
-   * Cache folder for the stages' artifacts. Default: a temporary folder, removed before `segment` returns (so
-   * nothing is written). Pass a folder (e.g. `results/cache`) to reuse the work of earlier calls and runs.
+   * Cache folder for the stages' artifacts and decoded videos (`videos/`, one folder per video content).
+   * Default: a temporary folder, removed before `segment` returns (so nothing is written). Pass a folder (e.g.
+   * `results/cache`) to reuse the work of earlier calls and runs.
    * Built ONNX graphs always go to the graph cache (`$VIDSEG_GRAPH_CACHE`, default `results/cache/graphs`).
    */
   cacheDir?: string;
   /**
    * When given, write `labels/<frame>.png` (palette PNGs of the cluster ids), `overlay.gif` and `legend.png`
-   * there (one sub-folder per clip when the input holds several clips); a video file's frames are decoded to
-   * `<outDir>/frames/`.
+   * there (one sub-folder per clip when the input holds several clips). The folder is written beside its place
+   * and swapped in at the end: it then holds exactly this call's files, and a failed call leaves it as it was.
    */
   outDir?: string;
+  /** Accept a video that decodes to fewer frames than its container declares (default: a UserError). */
+  allowPartial?: boolean;
   /** Directory `input`, `config`, `weights` and `outDir` are relative to (default: the current directory). */
   cwd?: string;
   /** Where progress lines go (default stderr); `null` = silent. */
@@ -112,10 +118,15 @@ const NULL_SINK: TextSink = { write: () => {}, isTty: false };
  */
 export async function segment(input: string, opts: SegmentOptions = {}): Promise<SegmentResult> {
   const cwd = opts.cwd ?? Deno.cwd();
+  if (input.trim() === "") {
+    throw new UserError(`INPUT: empty path; expected a folder of frames or a video file`);
+  }
   const abs = path.resolve(cwd, input);
-  if (!fs.existsSync(abs)) throw new UserError(`${input}: no such file or folder`);
+  const kind = inputKind(abs, input);
   const outDir = opts.outDir === undefined ? null : path.resolve(cwd, opts.outDir);
-  if (outDir !== null) checkWritableDir(outDir, "--out"); // fail before decoding or computing anything
+  // Fail before decoding or computing anything.
+  if (outDir !== null) checkWritableDir(outDir, "--out");
+  if (opts.cacheDir !== undefined) checkWritableDir(path.resolve(cwd, opts.cacheDir), "--cache");
   const temps: string[] = [];
   const tempDir = (what: string) => {
     const d = fs.mkdtempSync(path.join(os.tmpdir(), `vidseg-${what}-`));
@@ -123,15 +134,10 @@ export async function segment(input: string, opts: SegmentOptions = {}): Promise
     return d;
   };
   try {
-    let frames = abs;
-    if (fs.statSync(abs).isFile()) {
-      if (!isVideoFile(abs)) {
-        throw new UserError(
-          `${input}: expected a folder of frames or a video file (${VIDEO_EXTS.join(", ")})`,
-        );
-      }
-      frames = await decodeVideo(abs, outDir !== null ? path.join(outDir, "frames") : tempDir("frames"));
-    }
+    const cacheDir = opts.cacheDir !== undefined ? path.resolve(cwd, opts.cacheDir) : tempDir("cache");
+    const frames = kind === "video"
+      ? await decodeVideo(abs, { cacheDir, allowPartial: opts.allowPartial })
+      : abs;
     const set = [...(opts.set ?? []), `dataset.root=${frames}`];
     if (opts.k !== undefined) set.push(`kmeans.k=${opts.k}`);
     if (opts.weights !== undefined) {
@@ -144,11 +150,11 @@ export async function segment(input: string, opts: SegmentOptions = {}): Promise
     const { STAGES } = await import("../stages/mod.ts");
     registerStages(...STAGES.filter((s) => s.name !== "evaluate"));
     const stages = registeredStages().filter((s) => s.name !== "evaluate");
-    const cacheDir = opts.cacheDir !== undefined ? path.resolve(cwd, opts.cacheDir) : tempDir("cache");
     const progress = new Progress(opts.progress === null ? NULL_SINK : opts.progress);
     const runner = new Runner({ cacheDir, root: REPO_ROOT, progress });
     const row = config.rows[0];
     const cfg = row.config as unknown as Record<string, unknown>;
+    await checkAgainstData([cfg]); // K and sizes against the frames, before any stage runs
     const clips = loadDataset(datasetSpecFromConfig(cfg.dataset as Record<string, unknown>));
     const rows = [{ name: row.name, config: cfg, units: clips.map((c) => c.name) }];
     const plan = await runner.plan(stages, rows);
@@ -158,20 +164,13 @@ export async function segment(input: string, opts: SegmentOptions = {}): Promise
     }
     const summary = await runner.execute(plan);
     runner.progress.end();
-    // One output folder per clip (a folder of frames is one clip; a folder of clip folders is several).
-    const palette = fullPalette();
     const out: SegmentedClip[] = [];
     for (const clip of clips) {
       const slot = plan.rows[0].slots.find((s) => s.stage === "labels" && s.unit === clip.name)!;
       const a = await runner.load(plan, slot.key);
       const labels = a.tensors.labels as Tensor<"U8">; // read now: a temporary cache is removed below
       const names = a.json.frames as string[];
-      const labelSet = a.json.labels as number[];
       const [, H, W] = labels.shape;
-      const dir = outDir === null ? null : clips.length === 1 ? outDir : path.join(outDir, clip.name);
-      const written = dir === null
-        ? null
-        : await writeClipOutputs(dir, labels, names, labelSet, clip.frames.map((f) => f.image), palette);
       out.push({
         name: clip.name,
         frames: names.map((name, i) => ({
@@ -179,13 +178,58 @@ export async function segment(input: string, opts: SegmentOptions = {}): Promise
           labels: { dtype: "U8", shape: [H, W], data: labels.data.subarray(i * H * W, (i + 1) * H * W) },
         })),
         labels,
-        labelSet,
-        outDir: dir,
-        written,
+        labelSet: a.json.labels as number[],
+        outDir: null,
+        written: null,
+      });
+    }
+    if (outDir !== null) {
+      // One output folder per clip (a folder of frames is one clip; a folder of clip folders is several),
+      // staged beside `outDir` and swapped in whole.
+      const palette = fullPalette();
+      await writeWhole(outDir, "--out", async (staging) => {
+        for (const [i, c] of out.entries()) {
+          const sub = out.length === 1 ? "" : c.name;
+          c.outDir = path.join(outDir, sub);
+          const images = clips[i].frames.map((f) => f.image);
+          const names = c.frames.map((f) => f.name);
+          c.written = await writeClipOutputs(
+            path.join(staging, sub),
+            c.labels,
+            names,
+            c.labelSet,
+            images,
+            palette,
+            c.outDir,
+          );
+        }
       });
     }
     return { clips: out, summary, elapsedMs: runner.progress.elapsedMs() };
   } finally {
     for (const d of temps) fs.rmSync(d, { recursive: true, force: true });
   }
+}
+
+/** What INPUT is: a readable folder of frames or a readable video file (anything else is a UserError). */
+function inputKind(abs: string, typed: string): "folder" | "video" {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(abs);
+  } catch {
+    throw new UserError(`${typed}: no such file or folder`);
+  }
+  const kind = st.isDirectory() ? "folder" : "file";
+  try {
+    fs.accessSync(abs, st.isDirectory() ? fs.constants.R_OK | fs.constants.X_OK : fs.constants.R_OK);
+  } catch {
+    throw new UserError(
+      `${typed}: cannot read this ${kind} (permission denied); expected a readable ${kind}`,
+    );
+  }
+  if (kind === "folder") return "folder";
+  if (!isVideo(abs)) {
+    throw new UserError(`${typed}: expected a folder of frames or a video file (${VIDEO_EXTS.join(", ")})`);
+  }
+  return "video";
 }

@@ -1,66 +1,13 @@
 /**
  * What `segment` writes for a clip when asked: per-frame palette PNGs of the cluster ids, a legend and an overlay
- * GIF preview; and the ffmpeg decoding of a video file into frames.
+ * GIF preview. (Video files are decoded by pipeline/data/video.ts.)
  * @module
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import sharp from "sharp";
-import { UserError } from "../errors.ts";
-import { acquireLock } from "../dag/lock.ts";
 import { type Rgb, writeLabelMaps } from "../report/labels_png.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-
-/** Video file extensions `segment` decodes with ffmpeg. */
-export const VIDEO_EXTS: readonly string[] = [".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".gif"];
-
-/** Whether a file name is a video file `segment` can decode. */
-export function isVideoFile(file: string): boolean {
-  return VIDEO_EXTS.includes(path.extname(file).toLowerCase());
-}
-
-/** Decode a video file into PNG frames with ffmpeg (once; reused when the folder is complete). */
-export async function decodeVideo(file: string, dir: string): Promise<string> {
-  const done = path.join(dir, ".complete");
-  if (fs.existsSync(done)) return dir;
-  // Shards on several hosts may start at once: one decodes, the others wait for it.
-  fs.mkdirSync(path.dirname(dir), { recursive: true });
-  const lock = await acquireLock(`${dir}.lock`);
-  try {
-    if (fs.existsSync(done)) return dir;
-    return await decodeInto(file, dir, done);
-  } finally {
-    lock.release();
-  }
-}
-
-async function decodeInto(file: string, dir: string, done: string): Promise<string> {
-  let ok = false;
-  try {
-    const probe = await new Deno.Command("ffmpeg", { args: ["-version"], stdout: "null", stderr: "null" })
-      .output();
-    ok = probe.success;
-  } catch { /* not installed */ }
-  if (!ok) {
-    throw new UserError(
-      `${file}: decoding a video file needs ffmpeg (Debian: apt-get install ffmpeg), or pass a folder of frames`,
-    );
-  }
-  fs.rmSync(dir, { recursive: true, force: true });
-  fs.mkdirSync(dir, { recursive: true });
-  const r = await new Deno.Command("ffmpeg", {
-    args: ["-v", "error", "-i", file, "-vsync", "0", path.join(dir, "%05d.png")],
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  if (!r.success) {
-    throw new UserError(
-      `${file}: ffmpeg could not decode it (${new TextDecoder().decode(r.stderr).trim().split("\n")[0]})`,
-    );
-  }
-  fs.writeFileSync(done, "");
-  return dir;
-}
 
 /** Frame i blended 50/50 with its label colours, as RGB bytes. */
 function overlay(frame: Uint8Array, labels: Uint8Array, palette: readonly Rgb[], out: Uint8Array): void {
@@ -89,7 +36,10 @@ async function writeLegend(file: string, labels: readonly number[], palette: rea
 /** Most frames in the overlay GIF preview. */
 const MAX_GIF_FRAMES = 240;
 
-/** Palette PNGs, legend and overlay GIF of one clip's label maps [N, H, W]; returns the summary line. */
+/**
+ * Palette PNGs, legend and overlay GIF of one clip's label maps [N, H, W] into `dir`; returns the summary line,
+ * naming `shown` (where the files will be once a staged output folder is swapped in; default `dir`).
+ */
 export async function writeClipOutputs(
   dir: string,
   labels: Tensor<"U8">,
@@ -97,6 +47,7 @@ export async function writeClipOutputs(
   labelSet: readonly number[],
   images: readonly string[],
   palette: readonly Rgb[],
+  shown: string = dir,
 ): Promise<string> {
   fs.mkdirSync(dir, { recursive: true });
   writeLabelMaps(path.join(dir, "labels"), labels, names, palette);
@@ -108,7 +59,8 @@ export async function writeClipOutputs(
   const picked = Array.from({ length: Math.ceil(N / step) }, (_, i) => i * step);
   const tall = new Uint8Array(picked.length * H * W * 3);
   for (const [j, f] of picked.entries()) {
-    const raw = await sharp(images[f]).removeAlpha().resize(W, H).raw().toBuffer();
+    // Decoded as tolerantly as the frames stage did (a frame it accepted must not fail here).
+    const raw = await sharp(images[f], { failOn: "truncated" }).removeAlpha().resize(W, H).raw().toBuffer();
     overlay(
       raw,
       labels.data.subarray(f * H * W, (f + 1) * H * W),
@@ -120,5 +72,5 @@ export async function writeClipOutputs(
     .gif({ delay: Array(picked.length).fill(100 * step), loop: 0 })
     .toFile(path.join(dir, "overlay.gif"));
   const every = step > 1 ? ` of every ${step}th frame` : "";
-  return `results: ${dir}/labels/*.png (${N} frames, ${labelSet.length} clusters), overlay.gif${every}, legend.png`;
+  return `results: ${shown}/labels/*.png (${N} frames, ${labelSet.length} clusters), overlay.gif${every}, legend.png`;
 }

@@ -20,6 +20,13 @@ export interface SessionOptions {
   threads?: number;
   /** Name used in error messages (the model file or variant). */
   label?: string;
+  /** Graph optimisation level (default "all"; "disabled" for a graph onnxruntime already optimised). */
+  optimization?: "disabled" | "basic" | "extended" | "all";
+  /**
+   * Write the optimised graph to `path`, its initializers of at least 1 KiB to `dataName` (a file name beside
+   * `path`), while creating the session; with `prepacked`, also the weights as the CPU kernels pre-pack them.
+   */
+  saveOptimized?: { path: string; dataName: string; prepacked?: boolean };
 }
 
 const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
@@ -116,9 +123,9 @@ export async function createSession(
   if (provider === "cuda" && !cudaAvailable()) {
     fail(
       "backbone.provider",
-      "cuda requested but onnxruntime-node has no CUDA execution provider here; install it with " +
-        "`ONNXRUNTIME_NODE_INSTALL=cuda12 npm install onnxruntime-node` (or rerun its install script with " +
-        "--onnxruntime-node-install=cuda12) on a machine with CUDA 12 + cuDNN 9, or use provider: cpu",
+      "cuda requested but onnxruntime-node has no CUDA execution provider here; on a machine with CUDA 12 + " +
+        "cuDNN 9 run `ONNXRUNTIME_NODE_INSTALL=cuda12 deno run -A node_modules/onnxruntime-node/script/install.js` " +
+        "(Deno skips npm install scripts unless allowed), or use provider: cpu",
     );
   }
   if (provider !== "cpu" && provider !== "cuda") {
@@ -126,11 +133,24 @@ export async function createSession(
   }
   const so: ort.InferenceSession.SessionOptions = {
     executionProviders: provider === "cuda" ? ["cuda", "cpu"] : ["cpu"],
-    graphOptimizationLevel: "all",
+    graphOptimizationLevel: opts.optimization ?? "all",
     intraOpNumThreads: opts.threads ?? defaultThreads(),
     interOpNumThreads: 1,
     executionMode: "sequential",
   };
+  if (opts.saveOptimized) {
+    so.optimizedModelFilePath = opts.saveOptimized.path;
+    // onnxruntime warns that a graph optimised with the CPU's blocked conv layout is machine-specific: the
+    // saved form is keyed by CPU model and onnxruntime version for that reason.
+    so.logSeverityLevel = 3;
+    so.extra = {
+      session: {
+        optimized_model_external_initializers_file_name: opts.saveOptimized.dataName,
+        optimized_model_external_initializers_min_size_in_bytes: "1024",
+        save_external_prepacked_constant_initializers: opts.saveOptimized.prepacked ? "1" : "0",
+      },
+    };
+  }
   const raw = "path" in src
     ? await ort.InferenceSession.create(src.path, so)
     : await ort.InferenceSession.create(src.bytes, so);

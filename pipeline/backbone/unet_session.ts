@@ -9,7 +9,8 @@
 import { fail } from "../errors.ts";
 import { concat0, rows, type Tensor, toF32 } from "../tensor/tensor.ts";
 import type { GraphBuilder } from "./onnx/builder.ts";
-import { type CachedGraph, cachedGraph } from "./onnx/cache.ts";
+import { type CachedGraph, cachedGraph, type CachedGraphOptions } from "./onnx/cache.ts";
+import { openSharedGraph } from "./onnx/optimized_cache.ts";
 import { createSession, evaluations, type Provider, type Session } from "./runtime.ts";
 import { expectPipeline, findComponent, type PipelineKind } from "./weights/diffusers.ts";
 import { type ParamSpec, SafetensorsWeights, type WeightSource } from "./weights/weight_map.ts";
@@ -24,8 +25,10 @@ export interface VariantRuntimeOptions {
   weightsVariant?: "fp16";
   /** Graph cache directory (default results/cache/graphs). */
   cacheDir?: string;
-  /** Model weight bytes at which external data is used (default 1.8e9; 0 forces it). */
+  /** Model weight bytes at which external data is used (default 1.8e9; 0 forces it; only with `shareWeights: false`). */
   externalThreshold?: number;
+  /** All variants of the model reference one weights store (default true); false embeds/owns a copy each. */
+  shareWeights?: boolean;
   threads?: number;
   /** Name of this variant in the evaluation counters (default derived from the options). */
   variantName?: string;
@@ -149,7 +152,7 @@ export async function openVariant<L, B>(
   defaultName: string,
 ): Promise<OpenVariant> {
   const dtype = opts.dtype === "fp16" ? "F16" : "F32";
-  const graph = cachedGraph({
+  const cacheOpts: CachedGraphOptions = {
     name: v.name,
     key: { config: opts.configJson ?? v.layout, weights: v.weights.identity, build: v.build },
     dir: opts.cacheDir,
@@ -157,13 +160,21 @@ export async function openVariant<L, B>(
     weightBytes: specParams(v.spec) * (dtype === "F16" ? 2 : 4),
     externalThreshold: opts.externalThreshold,
     attention: opts.attention,
-  }, (g) => v.builder(g, v.weights, v.layout, v.build));
+  };
+  const build = (g: GraphBuilder) => v.builder(g, v.weights, v.layout, v.build);
   const variantName = opts.variantName ?? defaultName;
-  const session = await createSession({ path: graph.path }, {
-    provider: opts.provider,
-    threads: opts.threads,
-    label: variantName,
-  });
+  const so = { provider: opts.provider, threads: opts.threads, label: variantName };
+  if (opts.shareWeights !== false) {
+    // All variants of the model share one weights store (and, on CPU, start from their saved optimised form).
+    const { graph, session } = await openSharedGraph(
+      { ...cacheOpts, sharedWeights: { weights: v.weights.identity } },
+      build,
+      so,
+    );
+    return { graph, session, variantName };
+  }
+  const graph = cachedGraph(cacheOpts, build);
+  const session = await createSession({ path: graph.path }, so);
   return { graph, session, variantName };
 }
 

@@ -206,5 +206,47 @@ export function benchMarkdown(r: BenchResult): string {
       "",
     );
   }
+  if (r.sd21) out.push(...sd21Markdown(r.sd21));
   return out.join("\n");
+}
+
+/** The SD 2.1-sized phase: one row per graph variant, then disk, decoders and memory. */
+function sd21Markdown(s: NonNullable<BenchResult["sd21"]>): string[] {
+  const gib = (b: number | null) => (b === null ? "–" : `${(b / 2 ** 30).toFixed(2)} GiB`);
+  const rows = Object.keys(s.unet_s_per_sample).map((v) => [
+    v,
+    fx(s.graph_build_s[v], 1),
+    fx(s.session_cold_s[v], 1),
+    fx(s.session_cached_s[v], 1),
+    ...s.batches.map((b) => fx(s.unet_s_per_sample[v][b], 2)),
+    fx(s.unet_gflops[v], 1),
+  ]);
+  return [
+    `## SD 2.1-base-sized model (random weights, ${s.image[0]}×${s.image[1]}, latent ${s.latent[0]}×${
+      s.latent[1]
+    })`,
+    "",
+    table(
+      [
+        "variant",
+        "build s",
+        "session cold s",
+        "session cached s",
+        ...s.batches.map((b) => `s/sample @${b}`),
+        "GFLOP/s",
+      ],
+      rows,
+    ),
+    "",
+    `Weights ${gib(s.weights_bytes)} (fp32); on disk for all variants ${gib(s.variants_disk_bytes)} ` +
+    `(= ${fx(s.variants_disk_bytes / s.weights_bytes, 2)}× the weights; shared store ${
+      gib(s.store_bytes)
+    }). ` +
+    `Peak RSS of the modulate step (recording pass + modulated suffix open): ${gib(s.peak_rss_bytes)}. ` +
+    `Decode: KL-VAE ${fx(s.decode_s_per_frame.vae, 2)} s/frame, TAESD ${
+      fx(s.decode_s_per_frame.taesd, 3)
+    } s/frame. ` +
+    `MatMul probe ${fx(s.matmul_gflops, 1)} GFLOP/s.`,
+    "",
+  ];
 }

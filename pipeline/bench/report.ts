@@ -39,6 +39,8 @@ export interface VariantRow {
   fractionOfMatmul: number | null;
 }
 
+import type { Sd21Result } from "./sd21.ts";
+
 /** Everything `bench.json` holds. */
 export interface BenchResult {
   created: string;
@@ -49,6 +51,8 @@ export interface BenchResult {
   rows?: string[] | null;
   quick: boolean;
   matmul: MatmulProbe | null;
+  /** The SD 2.1-sized phase (pipeline/bench/sd21.ts) with the MatMul probe beside it. */
+  sd21?: (Sd21Result & { matmul_gflops: number | null }) | null;
   full: {
     wallS: number;
     graphBuildS: number;

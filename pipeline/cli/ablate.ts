@@ -10,12 +10,13 @@ import * as path from "node:path";
 import { UserError } from "../errors.ts";
 import { REPO_ROOT } from "../config/paths.ts";
 import { fmtDuration } from "../dag/progress.ts";
-import { ablate as runAblate, ablatePlan, ablateShard, defaultCacheDir } from "../api/ablate.ts";
+import { ablate as runAblate, ablatePlan, ablateShard } from "../api/ablate.ts";
 import { shardOption } from "../cluster/shard_cli.ts";
-import { helpText, type OptionSpec, parseArgs, userCwd, userPath } from "./args.ts";
+import { cacheDirOption, helpText, type OptionSpec, parseArgs, userCwd, userPath } from "./args.ts";
 import { runMain } from "./main.ts";
 
-const USAGE = "deno task ablate [--plan] [--shard I/N] [--set KEY=VALUE]... [--cache DIR] [--rows A,B] CONFIG";
+const USAGE =
+  "deno task ablate [--plan] [--shard I/N] [--set KEY=VALUE]... [--cache DIR] [--rows A,B] CONFIG";
 const OPTIONS: Record<string, OptionSpec> = {
   plan: {
     type: "boolean",
@@ -26,14 +27,18 @@ const OPTIONS: Record<string, OptionSpec> = {
     value: "KEY=VALUE",
     doc: "override a config key in every row (rows.NAME.KEY=VALUE: one row); repeatable",
   },
-  rows: { type: "string", value: "A,B", doc: "run only these rows" },
+  rows: { type: "string", value: "A,B", doc: "run only these rows (the tables then hold only them)" },
   shard: {
     type: "string",
     value: "I/N",
     doc: "compute only shard I of N (0 ≤ I < N) into the shared cache, write no results; " +
       "run every shard, then once without --shard for the results (with --plan: show the split)",
   },
-  cache: { type: "string", value: "DIR", doc: "cache directory (default $VIDSEG_CACHE or results/cache)" },
+  cache: {
+    type: "string",
+    value: "DIR",
+    doc: "cache directory, built graphs in DIR/graphs (default $VIDSEG_CACHE or results/cache)",
+  },
   results: { type: "string", value: "DIR", doc: "results root (default $VIDSEG_RESULTS or results/)" },
   stages: {
     type: "list",
@@ -57,16 +62,17 @@ export async function ablate(args: string[]): Promise<number> {
     ? options.rows.split(",").map((s) => s.trim()).filter(Boolean)
     : [];
   const shard = shardOption(options.shard);
-  const cacheDir = userPath((options.cache as string | undefined) ?? defaultCacheDir());
-  const resultsRoot = userPath(
-    (options.results as string | undefined) ?? Deno.env.get("VIDSEG_RESULTS") ??
-      path.join(REPO_ROOT, "results"),
-  );
+  const cacheDir = cacheDirOption(options.cache as string | undefined, REPO_ROOT);
+  const resultsRoot = options.results !== undefined
+    ? userPath(options.results as string, "--results")
+    : Deno.env.get("VIDSEG_RESULTS") !== undefined
+    ? userPath(Deno.env.get("VIDSEG_RESULTS")!, "VIDSEG_RESULTS")
+    : path.join(REPO_ROOT, "results");
   const common = {
     set: options.set as string[],
     rows: rowsWanted,
     cacheDir,
-    stages: (options.stages as string[]).map(userPath),
+    stages: (options.stages as string[]).map((m) => userPath(m, "--stages")),
     cwd: userCwd(),
   };
   if (options.plan) {

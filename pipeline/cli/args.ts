@@ -88,30 +88,75 @@ export function userCwd(): string {
   return Deno.env.get("INIT_CWD") || Deno.cwd();
 }
 
-/** A command-line path made absolute against the user's directory. */
-export function userPath(p: string): string {
+/** A command-line path made absolute against the user's directory; `what` names it in the error for "". */
+export function userPath(p: string, what = "path"): string {
+  // An empty path would resolve to the current folder: never what was meant (an unset shell variable).
+  if (p.trim() === "") throw new UserError(`${what}: empty path; expected a file or folder name`);
   return path.resolve(userCwd(), p);
 }
 
 /**
- * Check, before any work, that `dir` is (or can be created as) a writable folder: its nearest existing ancestor
- * must be a folder we may write to. Throws a one-line UserError naming `option` and the path otherwise.
+ * The cache folder of a command: --cache, else $VIDSEG_CACHE, else results/cache under `repoRoot`. The built
+ * ONNX graphs live in its `graphs/` sub-folder unless $VIDSEG_GRAPH_CACHE names another place.
+ */
+export function cacheDirOption(option: string | undefined, repoRoot: string): string {
+  const env = Deno.env.get("VIDSEG_CACHE");
+  const dir = option !== undefined
+    ? userPath(option, "--cache")
+    : env !== undefined
+    ? userPath(env, "VIDSEG_CACHE")
+    : path.join(repoRoot, "results", "cache");
+  if (!Deno.env.get("VIDSEG_GRAPH_CACHE")) Deno.env.set("VIDSEG_GRAPH_CACHE", path.join(dir, "graphs"));
+  return dir;
+}
+
+/**
+ * Check, before any work, that `dir` is (or can be created as) a folder this process can replace or fill:
+ * if it exists it must be a folder, and the folder holding it (or its nearest existing ancestor) must be a
+ * writable folder — outputs are staged beside the target and swapped in. Throws a one-line UserError naming
+ * `option` and the path otherwise.
  */
 export function checkWritableDir(dir: string, option: string): void {
-  let p = path.resolve(dir);
-  while (!fs.existsSync(p) && path.dirname(p) !== p) p = path.dirname(p);
+  const target = path.resolve(dir);
   let problem = "";
-  if (!fs.statSync(p).isDirectory()) problem = `${p} is a file`;
-  else {
+  const writable = (p: string) => {
     try {
-      fs.accessSync(p, fs.constants.W_OK);
+      fs.accessSync(p, fs.constants.W_OK | fs.constants.X_OK);
+      return true;
     } catch {
-      problem = `${p} is not writable`;
+      return false;
     }
+  };
+  if (fs.existsSync(target) && !fs.statSync(target).isDirectory()) problem = `${target} is a file`;
+  else if (fs.existsSync(target)) {
+    // The previous folder is replaced at the end: every folder in it must be removable.
+    const stuck = unremovable(target, writable);
+    if (stuck) problem = `${stuck} is not writable, so the previous results cannot be replaced`;
+  }
+  if (!problem) {
+    let p = path.dirname(target);
+    while (!fs.existsSync(p) && path.dirname(p) !== p) p = path.dirname(p);
+    if (!fs.statSync(p).isDirectory()) problem = `${p} is a file`;
+    else if (!writable(p)) problem = `${p} is not writable`;
   }
   if (problem) {
-    throw new UserError(
-      `${option} ${dir}: cannot write results there (${problem}); expected a writable folder`,
-    );
+    throw new UserError(`${option} ${dir}: cannot write there (${problem}); expected a writable folder`);
   }
+}
+
+/** The first folder under (and including) `dir` whose entries cannot be removed, or "". */
+function unremovable(dir: string, writable: (p: string) => boolean): string {
+  if (!writable(dir)) return dir;
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return dir;
+  }
+  for (const e of entries) {
+    if (!e.isDirectory()) continue;
+    const bad = unremovable(path.join(dir, e.name), writable);
+    if (bad) return bad;
+  }
+  return "";
 }

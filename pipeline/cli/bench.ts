@@ -32,11 +32,14 @@ import {
 } from "../bench/report.ts";
 import { benchMarkdown } from "../bench/markdown.ts";
 import { mib } from "../bench/rss.ts";
+import type { Sd21Result } from "../bench/sd21.ts";
 import { helpText, type OptionSpec, parseArgs, userCwd, userPath } from "./args.ts";
 import { runMain } from "./main.ts";
 
 const USAGE = "deno task bench [--config FILE] [--set KEY=VALUE]... [--out DIR] [--quick] [--phases LIST]";
-const PHASES = ["matmul", "full", "schedule", "taesd", "breakdown", "rows", "rss"] as const;
+const PHASES = ["matmul", "full", "schedule", "taesd", "breakdown", "rows", "rss", "sd21"] as const;
+/** Phases run when --phases is not given (sd21 builds a 3.5 GB model: only on request). */
+const DEFAULT_PHASES = PHASES.filter((p) => p !== "sd21");
 const OPTIONS: Record<string, OptionSpec> = {
   config: { type: "string", value: "FILE", doc: "config to measure (default configs/table2.yaml)" },
   set: { type: "list", value: "KEY=VALUE", doc: "override a config key in every row; repeatable" },
@@ -48,7 +51,7 @@ const OPTIONS: Record<string, OptionSpec> = {
   phases: {
     type: "string",
     value: "LIST",
-    doc: `comma-separated subset of ${PHASES.join(",")} (default all)`,
+    doc: `comma-separated subset of ${PHASES.join(",")} (default all but sd21)`,
   },
   "rss-frames": {
     type: "string",
@@ -83,7 +86,7 @@ export async function bench(args: string[]): Promise<number> {
   const phases = new Set(
     typeof options.phases === "string"
       ? options.phases.split(",").map((s) => s.trim()).filter(Boolean)
-      : PHASES,
+      : DEFAULT_PHASES,
   );
   for (const p of phases) {
     if (!(PHASES as readonly string[]).includes(p)) {
@@ -128,7 +131,7 @@ export async function bench(args: string[]): Promise<number> {
   // erasing its other sections.
   const previous = readPrevious(outDir, result);
   if (previous) {
-    for (const k of ["matmul", "full", "schedule", "ablate", "rss", "breakdown", "taesd"] as const) {
+    for (const k of ["matmul", "full", "schedule", "ablate", "rss", "breakdown", "taesd", "sd21"] as const) {
       if (!phaseOwns(k, phases)) (result as unknown as Record<string, unknown>)[k] = previous[k] ?? null;
     }
     log(`bench: completing ${path.join(outDir, "bench.json")} (kept sections of phases not run now)`);
@@ -140,6 +143,12 @@ export async function bench(args: string[]): Promise<number> {
       log(`bench: MatMul probe ${result.matmul.gflops.toFixed(1)} GFLOP/s`);
     }
     const gf = result.matmul?.gflops ?? null;
+    if (phases.has("sd21")) {
+      const probe = result.matmul ?? await matmulProbe({ n: 1024, runs: 5 });
+      const r = await runSd21Child(path.join(work, "sd21"), quick, log);
+      result.sd21 = { ...r, matmul_gflops: probe.gflops };
+      save();
+    }
     const fullCache = path.join(work, "cache-full");
     let full: ChildRun | null = null;
     if (phases.has("full")) {
@@ -262,6 +271,20 @@ export async function bench(args: string[]): Promise<number> {
     console.log(`       ${files.json}`);
   }
   return 0;
+}
+
+/** The sd21 phase in its own process (its peak RSS is its own); progress on stderr, the result on stdout. */
+async function runSd21Child(work: string, quick: boolean, log: (m: string) => void): Promise<Sd21Result> {
+  log("bench: sd21 (SD 2.1-base-sized model from random weights; ~3.5 GB written under the work folder)");
+  const script = path.join(REPO_ROOT, "pipeline", "bench", "sd21.ts");
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", script, "--work", work, ...(quick ? ["--quick"] : [])],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error(`bench: the sd21 phase failed (exit ${out.code})`);
+  const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
+  return JSON.parse(lines[lines.length - 1]) as Sd21Result;
 }
 
 /** The section of bench.json each phase writes. */

@@ -15,13 +15,17 @@ import { MissingArtifactError, openRun, resolveConfigFile } from "../report/arti
 import { buildFigure, FIGURE_NAMES, type FigureName, type FigureSettings } from "../report/figures.ts";
 import { writeFigure } from "../report/plot.ts";
 import { ablate } from "./ablate.ts";
-import { helpText, type OptionSpec, parseArgs, userCwd, userPath } from "./args.ts";
+import { cacheDirOption, helpText, type OptionSpec, parseArgs, userCwd, userPath } from "./args.ts";
 import { runMain } from "./main.ts";
 
 const USAGE = "deno task figures [--config FILE] [--cache DIR] [--out DIR] [--set KEY=VALUE]... [options]";
 const OPTIONS: Record<string, OptionSpec> = {
   config: { type: "string", value: "FILE", doc: "config whose run is shown (default configs/table2.yaml)" },
-  cache: { type: "string", value: "DIR", doc: "cache directory (default $VIDSEG_CACHE or results/cache)" },
+  cache: {
+    type: "string",
+    value: "DIR",
+    doc: "cache directory, built graphs in DIR/graphs (default $VIDSEG_CACHE or results/cache)",
+  },
   out: { type: "string", value: "DIR", doc: "output directory (default results/figures)" },
   set: {
     type: "list",
@@ -87,7 +91,8 @@ export async function figures(args: string[]): Promise<number> {
   if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}" (usage: ${USAGE})`);
   const str = (k: string) => o[k] as string | undefined;
   const configFile = resolveConfigFile(str("config") ?? "configs/table2.yaml", userCwd());
-  const cache = str("cache") ? userPath(str("cache")!) : undefined;
+  // The built graphs follow the cache folder (DIR/graphs), as in ablate and segment.
+  const cache = str("cache") !== undefined ? cacheDirOption(str("cache"), REPO_ROOT) : undefined;
   const set = o.set as string[];
   const outDir = userPath(str("out") ?? path.join(REPO_ROOT, "results", "figures"));
   const only = str("only")?.split(",").map((s) => s.trim()).filter(Boolean) ?? [...FIGURE_NAMES];

@@ -16,10 +16,10 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { UserError } from "../errors.ts";
 import { REPO_ROOT } from "../config/paths.ts";
-import { defaultCacheDir, openRun, resolveConfigFile } from "../report/artifacts.ts";
+import { openRun, resolveConfigFile } from "../report/artifacts.ts";
 import { runNotebookScript } from "../report/notebook_script.ts";
 import { ablate } from "./ablate.ts";
-import { helpText, type OptionSpec, parseArgs, userCwd, userPath } from "./args.ts";
+import { cacheDirOption, helpText, type OptionSpec, parseArgs, userCwd, userPath } from "./args.ts";
 import { runMain } from "./main.ts";
 
 const USAGE =
@@ -30,7 +30,11 @@ const OPTIONS: Record<string, OptionSpec> = {
     value: "FILE",
     doc: "config whose run the notebooks show (default configs/table2.yaml)",
   },
-  cache: { type: "string", value: "DIR", doc: "cache directory (default $VIDSEG_CACHE or results/cache)" },
+  cache: {
+    type: "string",
+    value: "DIR",
+    doc: "cache directory, built graphs in DIR/graphs (default $VIDSEG_CACHE or results/cache)",
+  },
   results: { type: "string", value: "DIR", doc: "results root with <config>/metrics.csv (default results/)" },
   out: { type: "string", value: "DIR", doc: "where executed notebooks go (default results/notebooks)" },
   set: {
@@ -179,7 +183,7 @@ export async function notebooks(args: string[]): Promise<number> {
     }
   }
   const configFile = resolveConfigFile(str("config") ?? "configs/table2.yaml", userCwd());
-  const cache = str("cache") ? userPath(str("cache")!) : defaultCacheDir();
+  const cache = cacheDirOption(str("cache"), REPO_ROOT);
   const results = userPath(
     str("results") ?? Deno.env.get("VIDSEG_RESULTS") ?? path.join(REPO_ROOT, "results"),
   );
@@ -197,6 +201,25 @@ export async function notebooks(args: string[]): Promise<number> {
     if (!all.includes(n)) throw new UserError(`--only: no notebook "${n}" (notebooks: ${all.join(", ")})`);
   }
 
+  const checkCached = async () => {
+    // Fail early, in one line, on a bad config/cache/--set, and on a cache without this config's label maps
+    // (the notebooks read them; they never start hours of computing on their own).
+    const view = await openRun(configFile, { cache, set });
+    const roleOf = new Map(view.plan.stages.map((s) => [s.name, s.role]));
+    const missing = view.plan.rows.filter((r) =>
+      r.slots.some((s) => roleOf.get(s.stage) === "labels" && !view.runner.store.has(s.stage, s.key))
+    ).map((r) => r.name);
+    if (missing.length) {
+      throw new UserError(
+        `${view.cacheDir}: no finished run of ${configFile} for row(s) ${
+          missing.join(", ")
+        } in this cache; fill it with: ${
+          view.ablateCommand(missing.length === view.plan.rows.length ? undefined : missing)
+        } (or pass --compute)`,
+      );
+    }
+  };
+  if (!o.compute) await checkCached(); // before Jupyter: the first thing a user must fix
   const engine = str("engine") ?? ((await jupyterMissing()) ? "script" : "nbconvert");
   if (engine === "nbconvert") await checkJupyter();
   else if (engine !== "script") {
@@ -212,8 +235,8 @@ export async function notebooks(args: string[]): Promise<number> {
       ...set.flatMap((s) => ["--set", s]),
     ]);
     if (code !== 0) return code;
+    await checkCached();
   }
-  await openRun(configFile, { cache, set }); // fail early, in one line, on a bad config/cache/--set
   fs.mkdirSync(outDir, { recursive: true });
   const env: Record<string, string> = {
     VIDSEG_CONFIG: configFile,

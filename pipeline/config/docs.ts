@@ -32,7 +32,7 @@ const FOOTER = `## Environment variables
 |---|---|
 | \`VIDSEG_CACHE\` | cache folder of \`ablate\`, \`segment\`, \`figures\` and the notebooks (default \`results/cache\`; \`--cache\` wins) |
 | \`VIDSEG_RESULTS\` | results root of \`ablate\` and the notebooks (default \`results\`; \`--results\` wins) |
-| \`VIDSEG_GRAPH_CACHE\` | folder of the built ONNX graphs (default \`results/cache/graphs\`) |
+| \`VIDSEG_GRAPH_CACHE\` | folder of the built ONNX graphs (default \`graphs/\` in the cache folder: \`--cache DIR\` or \`VIDSEG_CACHE\`, else \`results/cache\`) |
 | \`VIDSEG_THREADS\` | onnxruntime intra-op threads (a positive integer; default: every core) |
 | \`VIDSEG_GEMM\` | \`js\` forces the JavaScript matrix kernel of K-Means/KNN/CBR instead of WebAssembly SIMD |
 `;

@@ -80,6 +80,10 @@ export interface LoadOptions {
 }
 
 const TOP_KEYS = ["title", "defaults", "rows"];
+/** Largest config text accepted (a config is a few kilobytes; a huge one is a mistake or an attack). */
+const MAX_CONFIG_CHARS = 1 << 20;
+/** Most alias expansions in one config (yaml's default of 100 bounds the expanded size). */
+const MAX_ALIASES = 100;
 const PAPER_KEYS = ["mIoU", "mVC8", "mVC16"];
 const ROW_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const PATH_LEAVES = schemaLeaves().filter(([, s]) => s.kind === "path").map(([p]) => p);
@@ -89,10 +93,14 @@ const isMapping = (v: unknown): v is Record<string, unknown> =>
 
 /** Read and validate a config file. */
 export function loadConfig(file: string, opts: LoadOptions = {}): LoadedConfig {
+  if (file.trim() === "") throw new UserError(`config: empty path; expected a YAML config file`);
   let text: string;
   try {
-    text = fs.readFileSync(path.resolve(opts.cwd ?? Deno.cwd(), file), "utf8");
+    const abs = path.resolve(opts.cwd ?? Deno.cwd(), file);
+    if (fs.statSync(abs).isDirectory()) throw new UserError(`${file}: is a folder; expected a YAML config file`);
+    text = fs.readFileSync(abs, "utf8");
   } catch (e) {
+    if (e instanceof UserError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new UserError(
       `${file}: ${code === "ENOENT" ? "config file not found" : `cannot read config (${code})`}`,
@@ -103,6 +111,11 @@ export function loadConfig(file: string, opts: LoadOptions = {}): LoadedConfig {
 
 /** Parse YAML text into a validated config (`file` is used for messages and the config name). */
 export function parseConfig(text: string, file: string, opts: LoadOptions = {}): LoadedConfig {
+  if (text.length > MAX_CONFIG_CHARS) {
+    throw new UserError(
+      `${file}: config is ${text.length} characters; expected a config file of at most ${MAX_CONFIG_CHARS}`,
+    );
+  }
   const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length) {
     const e = doc.errors[0];
@@ -110,7 +123,18 @@ export function parseConfig(text: string, file: string, opts: LoadOptions = {}):
     const msg = e.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "");
     throw new UserError(`${file}${pos ? `:${pos.line}:${pos.col}` : ""}: YAML syntax error: ${msg}`);
   }
-  const top = doc.toJS() ?? {};
+  if (doc.contents === null) {
+    throw new UserError(`${file}: the config is empty; expected a mapping with defaults and rows`);
+  }
+  let top: unknown;
+  try {
+    // Aliases expand on conversion: a few nested ones can stand for billions of nodes ("billion laughs").
+    top = doc.toJS({ maxAliasCount: MAX_ALIASES });
+  } catch (e) {
+    throw new UserError(
+      `${file}: YAML aliases expand too far (${(e as Error).message.split("\n")[0]}); expected at most ${MAX_ALIASES} alias uses`,
+    );
+  }
   const at = (prefix: string): Origin => ({ kind: "file", file, prefix });
   if (!isMapping(top)) {
     throw new UserError(`${file}: expected a mapping with defaults and rows, got ${describeValue(top)}`);
@@ -255,17 +279,9 @@ export function parseSet(arg: string, rowNames: string[]): SetOverride {
   }
   const spec = specAt(key);
   if (!spec) {
-    const parts = key.split(".");
-    const parent = parts.slice(0, -1).join(".");
-    const ps = parent ? specAt(parent) : undefined;
-    const siblings = !parent
-      ? Object.keys(schemaDefaults())
-      : ps?.kind === "group"
-      ? Object.keys(ps.fields)
-      : [];
-    throw new UserError(
-      `--set ${key}: ${unknownKey(parts[parts.length - 1], siblings, parent ? parent + "." : "")}`,
-    );
+    // The same walk as a YAML layer: names the first unknown segment with the same "did you mean".
+    validateLayer(nest(key, value), { kind: "set" });
+    throw new UserError(`--set ${key}: unknown key`);
   }
   if (spec.kind === "group") validateLayer(nest(key, value), { kind: "set" });
   else {

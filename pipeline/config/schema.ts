@@ -22,7 +22,7 @@ export type Spec =
   /** A file or folder; relative values resolve against the repo root. */
   | Base & { kind: "path"; default: string | null }
   | Base & { kind: "intList"; min: number; max: number; default: number[] }
-  /** [W, H], positive multiples of 64, or null (= source size rounded down to multiples of 64). */
+  /** [W, H], multiples of 64 from 64 to 8192, or null (= source size rounded down to multiples of 64). */
   | Base & { kind: "resolution"; default: [number, number] | null }
   /** "all" or a list of clip names. */
   | Base & { kind: "clips"; default: "all" | string[] }
@@ -286,7 +286,7 @@ export function expectedText(spec: Spec): string {
     case "intList":
       return `a non-empty list of distinct integers in [${spec.min}, ${spec.max}]`;
     case "resolution":
-      return "[W, H] with W and H positive multiples of 64, or null";
+      return "[W, H] with W and H multiples of 64 from 64 to 8192, or null";
     case "clips":
       return `"all" or a non-empty list of distinct clip names`;
   }

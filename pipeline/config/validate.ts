@@ -72,7 +72,7 @@ export function checkLeaf(spec: LeafSpec, v: unknown): string | null {
         ? null
         : bad();
     case "resolution":
-      return Array.isArray(v) && v.length === 2 && v.every((x) => isInt(x) && x > 0 && x % 64 === 0)
+      return Array.isArray(v) && v.length === 2 && v.every((x) => isInt(x) && x > 0 && x <= 8192 && x % 64 === 0)
         ? null
         : bad();
     case "clips":

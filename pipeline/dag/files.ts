@@ -51,7 +51,7 @@ export class FileIdentity {
     const cached = this.#mem.get(memoKey);
     if (cached) return cached;
     const fromDisk = this.#readMemo(abs, st);
-    const hash = fromDisk ?? sha256File(abs);
+    const hash = fromDisk ?? hashReadable(abs, reader);
     if (!fromDisk) {
       this.#writeMemo({ path: abs, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256: hash });
     }
@@ -105,4 +105,14 @@ function listFiles(dir: string): string[] {
   };
   walk("");
   return out;
+}
+
+/** Content hash of an input file; an unreadable one is the user's to fix (one line, no stack trace). */
+function hashReadable(abs: string, reader: string): string {
+  try {
+    return sha256File(abs);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? String(e);
+    throw new UserError(`${abs}: cannot read this input (${code}; read by stage ${reader}); expected a readable file`);
+  }
 }

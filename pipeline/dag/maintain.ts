@@ -17,8 +17,8 @@ import { SampleStore } from "./sample_cache.ts";
 import { breakStale, heartbeatAge, isProcessAlive, isStale, readLock } from "./lock.ts";
 
 const KEY = /^[0-9a-f]{64}$/;
-/** Top-level folders of a cache that are not stages. */
-const NOT_STAGES = new Set(["samples", "graphs"]);
+/** Top-level folders of a cache that are not stages (videos: decoded video frames, pipeline/data/video.ts). */
+const NOT_STAGES = new Set(["samples", "graphs", "videos"]);
 
 /** Every entry of a cache: [stage, key]. */
 export function listEntries(cacheDir: string): [string, string][] {

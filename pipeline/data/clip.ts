@@ -92,7 +92,13 @@ export function isDir(p: string): boolean {
 export function describeFolder(dir: string): string {
   const entries = listDir(dir);
   if (entries === null) {
-    return fs.existsSync(dir) ? "a file, not a folder" : "nothing (the folder does not exist)";
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(dir);
+    } catch {
+      return "nothing (the folder does not exist)";
+    }
+    return st.isDirectory() ? "a folder this user cannot read (permission denied)" : "a file, not a folder";
   }
   if (entries.length === 0) return "an empty folder";
   const shown = entries.slice(0, 8).map((e) => (isDir(path.join(dir, e)) ? e + "/" : e));

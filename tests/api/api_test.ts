@@ -20,7 +20,7 @@ function resultsFiles(): string[] {
   const root = path.join(ROOT, "results");
   if (!fs.existsSync(root)) return [];
   return (fs.readdirSync(root, { recursive: true }) as string[])
-    .filter((f) => !f.startsWith(path.join("cache", "graphs")))
+    .filter((f) => f !== "cache" && !f.startsWith(path.join("cache", "graphs")))
     .sort();
 }
 
@@ -195,7 +195,7 @@ Deno.test("api: segment() input mistakes are UserErrors naming the input, before
   await assertRejects(
     () => segment(SWAN, { outDir: path.join(note, "out") }),
     UserError,
-    `--out ${path.join(note, "out")}: cannot write results there`,
+    `--out ${path.join(note, "out")}: cannot write there`,
   );
   assertEquals(fs.readdirSync(dir), ["notes.txt"]);
   assertEquals(segmentTemps(), tempsBefore);

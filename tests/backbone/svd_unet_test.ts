@@ -161,7 +161,7 @@ Deno.test("unet_modulation: λ·mask on the stored position's attn1 outputs (spa
       externalThreshold: only === "spatial" ? 0 : undefined,
     });
     if (only === "spatial") {
-      assert(u.graph.external && fs.existsSync(`${u.graph.path}.data`), "weights in a side file");
+      assert(u.graph.external && fs.existsSync(u.graph.dataPath), "weights in a side file");
     }
     const ro = await u.run({ ...inputs(), modulation: m });
     close(ro.v, modv[`mod_${only}_only.output.noise_pred`], `mod_${only}_only`, "modulation");

@@ -188,7 +188,7 @@ async function probeLayout() {
 
 Deno.test("external data, fp16 weights, graph cache and dynamic batch", async () => {
   const ext = await UNet.load(CONF, { cacheDir: CACHE, externalThreshold: 0 });
-  assert(ext.graph.external && fs.existsSync(`${ext.graph.path}.data`), "weights in a side file");
+  assert(ext.graph.external && fs.existsSync(ext.graph.dataPath), "weights in a side file");
   const r = await ext.run(inputs(io));
   worst("unet_io", close(r.eps, io["output.noise_pred"], "external-data output"));
   const again = await UNet.load(CONF, { cacheDir: CACHE, externalThreshold: 0 });

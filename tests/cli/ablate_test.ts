@@ -67,13 +67,14 @@ Deno.test("ablate: --plan, a full run, a cached re-run, and a one-param change",
   assertEquals(second.code, 0, second.stderr);
   assert(/ablate: 0 run, 14 cached \(\S+\)\n/.test(second.stderr), second.stderr);
 
-  // A run of row B alone keeps row A's (cached) numbers in the tables.
+  // A run of row B alone writes a results folder of row B only (tables and label maps).
   const before = fs.readFileSync(path.join(out, "metrics.csv"), "utf8").split("\n");
   const partial = await ablate([...common, "--rows", "B", "--set", "rows.B.seed=5", cfg]);
   assert(/ablate: 9 run, 0 cached /.test(partial.stderr), partial.stderr); // a new seed: all of B
-  const after = fs.readFileSync(path.join(out, "metrics.csv"), "utf8").split("\n");
-  assertEquals(after[1], before[1]);
-  assert(after[2] !== before[2] && after[2].startsWith("B,"), after[2]);
+  const after = fs.readFileSync(path.join(out, "metrics.csv"), "utf8").trim().split("\n");
+  assertEquals(after.length, 2, after.join("\n"));
+  assert(after[1] !== before[2] && after[1].startsWith("B,"), after[1]);
+  assertEquals(fs.readdirSync(out).filter((f) => !f.includes(".")), ["B"]);
 
   const changed = await ablate([...common, "--set", "rows.A.knn.k=5", cfg]);
   assert(/ablate: 5 run, 9 cached \(\S+\)\n/.test(changed.stderr), changed.stderr); // side×2, merge×2, total of row A

@@ -17,11 +17,13 @@ export async function runCli(
   script: string,
   args: string[],
   env: Record<string, string>,
-  opts: { clearEnv?: boolean } = {},
+  opts: { clearEnv?: boolean; unprivileged?: boolean } = {},
 ): Promise<CliRun> {
   const t0 = performance.now();
-  const o = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", script, ...args],
+  const argv = [Deno.execPath(), "run", "-A", "--quiet", script, ...args];
+  const [cmd, ...rest] = opts.unprivileged ? unprivileged(argv) : argv;
+  const o = await new Deno.Command(cmd, {
+    args: rest,
     env,
     clearEnv: opts.clearEnv,
     cwd: ROOT,
@@ -41,4 +43,17 @@ export async function runCli(
 /** Run `pipeline/cli/<module>` with `args` in CI mode (plain progress, no colours), extra environment `env`. */
 export function cli(module: string, args: string[], env: Record<string, string> = {}): Promise<CliRun> {
   return runCli(path.join(ROOT, "pipeline", "cli", module), args, { CI: "true", NO_COLOR: "1", ...env });
+}
+
+/** Capabilities that let root ignore file permissions. */
+const DAC_CAPS = "-dac_override,-dac_read_search,-fowner";
+
+/**
+ * `argv` run so that file permissions apply: as root, through `setpriv` without the capabilities that bypass
+ * them (the process keeps uid 0, so the repo and the Deno cache stay readable, but a `chmod 000` file is
+ * not); any other user is unprivileged already.
+ */
+export function unprivileged(argv: string[]): string[] {
+  if (Deno.uid() !== 0) return argv;
+  return ["setpriv", "--bounding-set", DAC_CAPS, "--inh-caps", DAC_CAPS, ...argv];
 }

@@ -64,7 +64,7 @@ Deno.test("config: wrong types", () => {
   );
   assertEquals(
     error("defaults:\n  resolution: [320, 250]\n"),
-    `${F}: defaults.resolution: expected [W, H] with W and H positive multiples of 64, or null, got [320, 250]`,
+    `${F}: defaults.resolution: expected [W, H] with W and H multiples of 64 from 64 to 8192, or null, got [320, 250]`,
   );
   assertEquals(
     error("defaults:\n  dataset: {clips: some}\n"),

@@ -25,6 +25,8 @@ export interface Case {
   cachedOk?: string[];
   /** Files under the results folder the case itself planted (relative paths; not results). */
   planted?: string[];
+  /** Run where file permissions apply (root without its permission-bypassing capabilities). */
+  unprivileged?: boolean;
 }
 
 /** Paths of one case. */
@@ -55,7 +57,7 @@ function ablateArgs(c: Ctx, extra = "", set: string[] = []): Built {
 }
 
 /** segment's arguments for a frames folder or video (tiny model and size). */
-function segmentArgs(c: Ctx, input: string): Built {
+export function segmentArgs(c: Ctx, input: string): Built {
   return {
     cli: "segment",
     args: [
@@ -68,8 +70,37 @@ function segmentArgs(c: Ctx, input: string): Built {
   };
 }
 
+/** A 4-frame 160×96 MP4 of swan frames with its index (moov) first, so a cut file still declares 4 frames. */
+export async function makeMp4(c: Ctx, name = "clip.mp4", hflip = false): Promise<string> {
+  const frames = fs.mkdtempSync(path.join(c.dir, "mp4-frames-"));
+  for (const [i, f] of fs.readdirSync(SWAN).sort().slice(0, 4).entries()) {
+    fs.copyFileSync(path.join(SWAN, f), path.join(frames, `${String(i).padStart(5, "0")}.jpg`));
+  }
+  const file = path.join(c.dir, name);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const r = await new Deno.Command("ffmpeg", {
+    args: [
+      ...["-v", "error", "-framerate", "4", "-i", path.join(frames, "%05d.jpg")],
+      ...[
+        "-vf",
+        `scale=160:96${hflip ? ",hflip" : ""}`,
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "+faststart",
+        file,
+      ],
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!r.success) throw new Error(`ffmpeg: ${new TextDecoder().decode(r.stderr)}`);
+  fs.rmSync(frames, { recursive: true });
+  return file;
+}
+
 /** A folder of the first n swan JPEGs. */
-function swanFrames(c: Ctx, n = 3): string {
+export function swanFrames(c: Ctx, n = 3): string {
   const dir = path.join(c.dir, "swan");
   fs.mkdirSync(dir);
   for (const f of fs.readdirSync(SWAN).sort().slice(0, n)) {
@@ -291,26 +322,12 @@ export const CASES: Case[] = [
     cachedOk: [],
   },
   {
-    name: "results folder blocked (a file where a row's folder goes)",
-    build: (c) => {
-      fs.mkdirSync(path.join(c.results, "tiny"), { recursive: true });
-      fs.writeFileSync(path.join(c.results, "tiny", "full"), "in the way");
-      return ablateArgs(c);
-    },
-    phrases: (
-      c,
-    ) => ["--results", path.join(c.results, "tiny", "full"), "is a file", "expected a writable folder"],
-    // Checked before anything is computed.
-    cachedOk: [],
-    planted: ["tiny/full"],
-  },
-  {
     name: "cache dir is a file",
     build: (c) => {
       fs.writeFileSync(c.cache, "not a folder");
       return ablateArgs(c);
     },
-    phrases: (c) => [`cache ${c.cache}`, "EEXIST", "expected a writable folder"],
+    phrases: (c) => [`--cache ${c.cache}`, "is a file", "expected a writable folder"],
   },
   {
     name: "cache writes fail (disk-full stand-in: <cache>/.tmp is a file)",
@@ -322,5 +339,186 @@ export const CASES: Case[] = [
     phrases: (
       c,
     ) => [`cache ${c.cache}`, "cannot write the frames entry", path.join(c.cache, ".tmp"), "free space"],
+  },
+  {
+    name: "truncated video (decodes to fewer frames than declared)",
+    build: async (c) => {
+      const mp4 = await makeMp4(c);
+      truncate(mp4, 0.8);
+      return segmentArgs(c, mp4);
+    },
+    phrases: (
+      c,
+    ) => [path.join(c.dir, "clip.mp4"), "of the 4 frames its container declares", "--allow-partial"],
+    cachedOk: [],
+  },
+  {
+    name: "video cut before its first frame",
+    build: async (c) => {
+      const mp4 = await makeMp4(c);
+      truncate(mp4, 0.3);
+      return segmentArgs(c, mp4);
+    },
+    phrases: (c) => [path.join(c.dir, "clip.mp4"), "could not decode any frame", "expected a complete video"],
+  },
+  {
+    name: "random bytes named .mp4",
+    build: (c) => {
+      const fake = path.join(c.dir, "clip.mp4");
+      let x = 12345;
+      fs.writeFileSync(
+        fake,
+        Uint8Array.from({ length: 4096 }, () => (x = (x * 1103515245 + 12345) >>> 0) >>> 24),
+      );
+      return segmentArgs(c, fake);
+    },
+    phrases: (c) => [path.join(c.dir, "clip.mp4"), "expected a complete video"],
+  },
+  {
+    name: "kmeans.k above the feature cells of a batch (ablate)",
+    build: (c) => ablateArgs(c, "", ["kmeans.k=100"]),
+    phrases: () => ["kmeans.k", "100 is more than the 48 feature cells", "3 frame(s) × 4×4 cells at 64×64"],
+    cachedOk: [],
+  },
+  {
+    name: "--k above the feature cells of a one-frame clip (segment)",
+    build: (c) => {
+      const b = segmentArgs(c, swanFrames(c, 1));
+      b.args[b.args.indexOf("--k") + 1] = "20";
+      return b;
+    },
+    phrases: () => ["kmeans.k", "20 is more than the 16 feature cells", "expected kmeans.k ≤ 16"],
+    cachedOk: [],
+  },
+  {
+    name: "knn.k above the feature cells of a frame",
+    build: (c) => ablateArgs(c, "", ["knn.k=17"]),
+    phrases: () => ["knn.k", "17 is more than the 16 feature cells of one frame", "expected knn.k ≤ 16"],
+    cachedOk: [],
+  },
+  {
+    name: "absurd --resolution (segment)",
+    build: (c) => {
+      const b = segmentArgs(c, swanFrames(c));
+      b.args[b.args.indexOf("--resolution") + 1] = "64x6400000000000000";
+      return b;
+    },
+    phrases: () => ["--resolution 64x6400000000000000", "multiples of 64 from 64 to 8192"],
+  },
+  {
+    name: "absurd resolution in the config",
+    build: (c) => ablateArgs(c, "", ["resolution=[64, 6400000000000000]"]),
+    phrases: () => ["--set resolution", "multiples of 64 from 64 to 8192"],
+  },
+  {
+    name: "--set with a misspelled group",
+    build: (c) => ablateArgs(c, "", ["kmeens.k=3"]),
+    phrases: () => ["--set kmeens", "unknown key", "did you mean kmeans?"],
+  },
+  {
+    name: "YAML alias bomb",
+    build: (c) => {
+      const b = ablateArgs(c);
+      const lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x"]'];
+      for (let i = 1; i < 8; i++) lines.push(`a${i}: &a${i} [${Array(8).fill(`*a${i - 1}`).join(", ")}]`);
+      fs.writeFileSync(c.config, `title: bomb\nbomb:\n  ${lines.join("\n  ")}\n`);
+      return b;
+    },
+    phrases: (c) => [c.config, "YAML aliases expand too far", "expected at most 100 alias uses"],
+  },
+  {
+    name: "empty config file",
+    build: (c) => {
+      const b = ablateArgs(c);
+      fs.writeFileSync(c.config, "# nothing yet\n");
+      return b;
+    },
+    phrases: (c) => [c.config, "the config is empty", "expected a mapping with defaults and rows"],
+  },
+  {
+    name: "empty --out path (segment)",
+    build: (c) => {
+      const b = segmentArgs(c, swanFrames(c));
+      b.args[b.args.indexOf("--out") + 1] = "";
+      return b;
+    },
+    phrases: () => ["--out: empty path", "expected a file or folder name"],
+  },
+  {
+    name: "two frames with one name (00001.jpg and 00001.png)",
+    build: async (c) => {
+      const dir = swanFrames(c);
+      await sharp(path.join(dir, "00001.jpg")).png().toFile(path.join(dir, "00001.png"));
+      return segmentArgs(c, dir);
+    },
+    phrases: (c) => [path.join(c.dir, "swan", "00001.png"), `two frames are named "00001"`],
+  },
+  {
+    name: "unreadable frame",
+    unprivileged: true,
+    build: (c) => {
+      const dir = swanFrames(c);
+      fs.chmodSync(path.join(dir, "00001.jpg"), 0o000);
+      return segmentArgs(c, dir);
+    },
+    phrases: (
+      c,
+    ) => [path.join(c.dir, "swan", "00001.jpg"), "cannot read this frame", "expected readable image"],
+  },
+  {
+    name: "unreadable CamVid frame (ablate)",
+    unprivileged: true,
+    build: (c) => (fs.chmodSync(img(c, 1), 0o000), ablateArgs(c)),
+    phrases: (c) => [img(c, 1), "cannot read"],
+  },
+  {
+    name: "unreadable input folder",
+    unprivileged: true,
+    build: (c) => {
+      const dir = swanFrames(c);
+      fs.chmodSync(dir, 0o000);
+      return segmentArgs(c, dir);
+    },
+    phrases: (c) => [path.join(c.dir, "swan"), "cannot read this folder", "expected a readable folder"],
+  },
+  {
+    name: "unreadable clip folder among several",
+    unprivileged: true,
+    build: (c) => {
+      const root = path.join(c.dir, "clips");
+      for (const n of ["a", "b"]) {
+        fs.mkdirSync(path.join(root, n), { recursive: true });
+        for (const f of fs.readdirSync(SWAN).sort().slice(0, 2)) {
+          fs.copyFileSync(path.join(SWAN, f), path.join(root, n, f));
+        }
+      }
+      fs.chmodSync(path.join(root, "b"), 0o000);
+      return segmentArgs(c, root);
+    },
+    phrases: (c) => [path.join(c.dir, "clips", "b"), "cannot read this clip folder"],
+  },
+  {
+    name: "unwritable labels folder of a previous output (segment)",
+    unprivileged: true,
+    build: (c) => {
+      const labels = path.join(c.results, "segment", "labels");
+      fs.mkdirSync(labels, { recursive: true });
+      fs.writeFileSync(path.join(labels, "00000.png"), "previous");
+      fs.chmodSync(labels, 0o555);
+      return segmentArgs(c, swanFrames(c));
+    },
+    phrases: (c) => ["--out", path.join(c.results, "segment", "labels"), "is not writable"],
+    planted: [path.join("segment", "labels", "00000.png")],
+    cachedOk: [],
+  },
+  {
+    name: "unwritable cache folder",
+    unprivileged: true,
+    build: (c) => {
+      fs.mkdirSync(c.cache);
+      fs.chmodSync(c.cache, 0o555);
+      return ablateArgs(c);
+    },
+    phrases: (c) => [`--cache ${c.cache}`, "is not writable", "expected a writable folder"],
   },
 ];

@@ -27,7 +27,9 @@ async function runCase(k: Case, graphCache: string): Promise<string> {
       config: path.join(dir, "tiny.yaml"),
     };
     const b = await k.build(c);
-    const r = await runCli(b.cli === "ablate" ? ABLATE : SEGMENT, b.args, cliEnv(graphCache, b.env));
+    const r = await runCli(b.cli === "ablate" ? ABLATE : SEGMENT, b.args, cliEnv(graphCache, b.env), {
+      unprivileged: k.unprivileged,
+    });
     const lines = r.stderr.split("\n").filter((l) => l.trim() !== "" && !/^\[\d+\/\d+\] /.test(l));
     if (Deno.env.get("VIDSEG_BAD_VERBOSE")) console.log(`${k.name}\n  ${lines.join("\n  ")}`);
     const problems: string[] = [];
@@ -43,7 +45,10 @@ async function runCase(k: Case, graphCache: string): Promise<string> {
       problems.push(`results written: ${written.slice(0, 4).join(", ")}`);
     }
     if (fs.existsSync(c.cache) && fs.statSync(c.cache).isDirectory()) {
-      const stages = fs.readdirSync(c.cache).filter((d) => !d.startsWith(".") && d !== "graphs");
+      // Decoded videos are inputs, not stage results: a complete decode may stay.
+      const stages = fs.readdirSync(c.cache).filter((d) =>
+        !d.startsWith(".") && d !== "graphs" && d !== "videos"
+      );
       const bad = stages.filter((s) =>
         !(k.cachedOk ?? []).includes(s) && fs.readdirSync(path.join(c.cache, s)).length
       );
@@ -53,7 +58,17 @@ async function runCase(k: Case, graphCache: string): Promise<string> {
       ? `${k.name}: ${problems.join("; ")}\n  stderr: ${r.stderr.trim().slice(-600)}`
       : "";
   } finally {
+    restoreModes(dir);
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Give every folder under `dir` back its permissions (cases chmod them) so it can be removed. */
+function restoreModes(dir: string): void {
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    fs.chmodSync(p, e.isDirectory() ? 0o755 : 0o644);
+    if (e.isDirectory()) restoreModes(p);
   }
 }
 

@@ -68,15 +68,12 @@ Deno.test({
     const cluster = await startSlurm();
     try {
       const env = { ...cliEnv(path.join(dir, "graphs")), ...cluster.env };
-      const single = await runCli(
+      // The single-process reference runs beside the first submission (its shards leave a core idle at times).
+      const singleRun = runCli(
         ABLATE,
         ["--cache", `${dir}/ref-cache`, "--results", `${dir}/ref`, SMALL],
         env,
       );
-      assertEquals(single.code, 0, single.stderr);
-      const total = Number(/ablate: (\d+) run, 0 cached/.exec(single.stderr)?.[1]);
-      const reference = resultBytes(path.join(dir, "ref", "small"));
-      assertEquals(reference.size, 2 * 14 + 1); // 14 label maps per row + metrics.csv
 
       // 1. Three shards and the results job.
       const args = (n: number) => [
@@ -102,6 +99,11 @@ Deno.test({
         async () => !(await squeue(cluster, ["-j", `${ids.array},${ids.results}`])),
         cluster,
       );
+      const single = await singleRun;
+      assertEquals(single.code, 0, single.stderr);
+      const total = Number(/ablate: (\d+) run, 0 cached/.exec(single.stderr)?.[1]);
+      const reference = resultBytes(path.join(dir, "ref", "small"));
+      assertEquals(reference.size, 2 * 14 + 1); // 14 label maps per row + metrics.csv
       const logs1 = logText(`${dir}/logs1`);
       assertEquals(diffResults(reference, resultBytes(path.join(dir, "r1", "small"))), "", logs1);
       for (const i of [0, 1, 2]) assert(logs1.includes(`ablate: shard ${i}/3: `), logs1);

@@ -12,6 +12,7 @@ import { REPO_ROOT } from "../../config/paths.ts";
 import { GraphBuilder } from "./builder.ts";
 import type { GraphOptions } from "./graph.ts";
 import { tempPath, writeModel } from "./io.ts";
+import { storeBytes, WeightStore } from "./weight_store.ts";
 
 /** Bump when the graph builders change in a way that changes built graphs. */
 export const BUILDER_VERSION = 2;
@@ -37,6 +38,11 @@ export interface CachedGraphOptions {
   weightBytes: number;
   /** Default 1.8e9 (protobuf messages are limited to 2 GB). 0 forces external data (tests). */
   externalThreshold?: number;
+  /**
+   * Share one weights store among every graph built with the same `sharedWeights` key (e.g. the weights'
+   * identity): all variants of a model then hold their weights once on disk. Implies external data.
+   */
+  sharedWeights?: unknown;
 }
 
 /** Result: the model path (create sessions from it) and whether it was just built. */
@@ -45,8 +51,16 @@ export interface CachedGraph {
   built: boolean;
   external: boolean;
   buildMs: number;
-  /** Bytes of .onnx (+ .onnx.data). */
+  /** Bytes of .onnx (+ its own .onnx.data; a shared store is counted in `dataBytes` only). */
   bytes: number;
+  /** The file holding the weights (own side file or shared store; "" when embedded). */
+  dataPath: string;
+  /** Bytes of `dataPath`. */
+  dataBytes: number;
+  /** True when `dataPath` is a store shared with other graphs. */
+  shared: boolean;
+  /** How the session was created (set by the loader): from the saved optimised form or not, and in how long. */
+  start?: { fromOptimized: boolean; optimizedPath: string; ms: number };
 }
 
 /** Stable JSON (sorted keys) for hashing. */
@@ -72,46 +86,75 @@ function sizeOf(p: string): number {
  */
 export function cachedGraph(opts: CachedGraphOptions, build: (g: GraphBuilder) => void): CachedGraph {
   const dir = opts.dir ?? defaultGraphCacheDir();
-  const external = opts.weightBytes >= (opts.externalThreshold ?? 1.8e9);
-  const hash = createHash("sha256")
-    .update(
-      stableJson({
-        v: BUILDER_VERSION,
-        key: opts.key,
-        dtype: opts.dtype ?? "F32",
-        external,
-        attention: opts.attention ?? "mha",
-      }),
-    )
-    .digest("hex").slice(0, 20);
+  const shared = opts.sharedWeights !== undefined;
+  const external = shared || opts.weightBytes >= (opts.externalThreshold ?? 1.8e9);
+  const hash = graphHash(opts);
   const file = path.join(dir, `${opts.name}-${hash}.onnx`);
-  const dataName = `${path.basename(file)}.data`;
-  const dataFile = path.join(dir, dataName);
-  if (fs.existsSync(file)) {
-    return { path: file, built: false, external, buildMs: 0, bytes: sizeOf(file) + sizeOf(dataFile) };
-  }
+  const dataFile = shared ? storePath(opts) : external ? `${file}.data` : "";
+  const result = (built: boolean, buildMs: number): CachedGraph => ({
+    path: file,
+    built,
+    external,
+    buildMs,
+    bytes: sizeOf(file) + (shared ? 0 : sizeOf(dataFile)),
+    dataPath: dataFile,
+    dataBytes: dataFile ? storeBytes(dataFile) : 0,
+    shared,
+  });
+  if (fs.existsSync(file)) return result(false, 0);
   fs.mkdirSync(dir, { recursive: true });
   const t0 = performance.now();
-  const tmpData = external ? tempPath(dataFile) : "";
   const gopts: GraphOptions = { name: opts.name, dtype: opts.dtype, attention: opts.attention };
+  const store = shared ? WeightStore.open(dataFile) : undefined;
+  if (store) {
+    // Another process may have built this graph while we waited for the store.
+    if (fs.existsSync(file)) {
+      store.abort();
+      return result(false, 0);
+    }
+    gopts.weightStore = { store };
+  }
+  const tmpData = external && !shared ? tempPath(dataFile) : "";
   // The recorded location is the final name; the side file is renamed into place before the .onnx.
-  if (external) gopts.externalData = { path: tmpData, location: dataName };
+  if (tmpData) gopts.externalData = { path: tmpData, location: path.basename(dataFile) };
   const g = new GraphBuilder(gopts);
   try {
     build(g);
     const model = g.toModel(`vidseg ${opts.name} ${hash}`);
-    if (external) fs.renameSync(tmpData, dataFile);
+    if (store) store.commit();
+    if (tmpData) fs.renameSync(tmpData, dataFile);
     writeModel(model, file);
   } catch (e) {
     g.dispose();
-    if (external && fs.existsSync(tmpData)) fs.rmSync(tmpData, { force: true });
+    store?.abort();
+    if (tmpData && fs.existsSync(tmpData)) fs.rmSync(tmpData, { force: true });
     throw e;
   }
-  return {
-    path: file,
-    built: true,
-    external,
-    buildMs: performance.now() - t0,
-    bytes: sizeOf(file) + sizeOf(dataFile),
-  };
+  return result(true, performance.now() - t0);
+}
+
+/** The hash in a graph's file name: everything that determines the graph. */
+export function graphHash(opts: CachedGraphOptions): string {
+  const shared = opts.sharedWeights !== undefined;
+  return shortHash({
+    v: BUILDER_VERSION,
+    key: opts.key,
+    dtype: opts.dtype ?? "F32",
+    external: shared || opts.weightBytes >= (opts.externalThreshold ?? 1.8e9),
+    attention: opts.attention ?? "mha",
+    ...(shared ? { shared: true } : {}),
+  });
+}
+
+/** The shared weights store of `opts.sharedWeights` (and dtype) in the cache directory. */
+export function storePath(opts: CachedGraphOptions): string {
+  const dir = opts.dir ?? defaultGraphCacheDir();
+  return path.join(
+    dir,
+    `${opts.name}-weights-${shortHash({ w: opts.sharedWeights, dtype: opts.dtype ?? "F32" })}.bin`,
+  );
+}
+
+function shortHash(v: unknown): string {
+  return createHash("sha256").update(stableJson(v)).digest("hex").slice(0, 20);
 }

@@ -6,6 +6,7 @@
  */
 import * as fs from "node:fs";
 import { floatToHalf, halfToFloat, numel, type Tensor } from "../../tensor/tensor.ts";
+import type { WeightStore } from "./weight_store.ts";
 import {
   type AttrValue,
   type Chunks,
@@ -54,6 +55,11 @@ export interface GraphOptions {
    * "matmul" = plain MatMul/Softmax/MatMul ops (portable to any ONNX runtime).
    */
   attention?: "mha" | "matmul";
+  /**
+   * Put initializers of at least `threshold` bytes (default 1024) into this shared weights store instead
+   * (identical bytes are stored once for all graphs of the store).
+   */
+  weightStore?: { store: WeightStore; threshold?: number };
 }
 
 /** Attribute shorthand accepted by `op()`: numbers are INT when integral unless wrapped with `floatAttr`. */
@@ -96,6 +102,7 @@ export class GraphCore {
   private prefix: string[] = [];
   private readonly name: string;
   private ext?: ExternalDataOptions & { fd: number; offset: number };
+  private readonly store?: { store: WeightStore; threshold?: number };
   /** Bytes of initializer data written so far (inline + external). */
   weightBytes = 0;
 
@@ -103,6 +110,7 @@ export class GraphCore {
     this.dtype = opts.dtype ?? "F32";
     this.attentionImpl = opts.attention ?? "mha";
     this.name = opts.name ?? "graph";
+    this.store = opts.weightStore;
     if (opts.externalData) {
       const fd = fs.openSync(opts.externalData.path, "w");
       this.ext = { ...opts.externalData, fd, offset: 0 };
@@ -169,7 +177,9 @@ export class GraphCore {
     } else throw new Error(`graph: unsupported initializer dtype ${t.dtype}`);
     const name = this.fresh(hint);
     const spec: TensorSpec = { name, dataType: code, dims: [...t.shape] };
-    if (this.ext && data.byteLength >= (this.ext.threshold ?? 1024)) {
+    if (this.store && data.byteLength >= (this.store.threshold ?? 1024)) {
+      spec.external = this.store.store.put(data);
+    } else if (this.ext && data.byteLength >= (this.ext.threshold ?? 1024)) {
       // Align each tensor to 4 KiB so ORT can memory-map it without copying.
       const pad = (4096 - (this.ext.offset % 4096)) % 4096;
       if (pad) fs.writeSync(this.ext.fd, new Uint8Array(pad), 0, pad, this.ext.offset);
