@@ -4,6 +4,7 @@
  * @module
  */
 import * as fs from "node:fs";
+import * as path from "node:path";
 import { fail } from "../errors.ts";
 import { expectPipeline } from "./weights/diffusers.ts";
 import type { Backbone, BackboneParams } from "./types.ts";
@@ -31,4 +32,23 @@ export function checkPipelineKind(b: BackboneParams): void {
     fail(b.weights, `weights folder does not exist (backbone.weights; expected ${what})`);
   }
   expectPipeline(b.weights, b.kind === "svd" ? "svd" : "sd");
+}
+
+/** Parts of a diffusers folder the backbones read (components absent from a family's folder are skipped). */
+const MODEL_PARTS = [
+  "model_index.json",
+  "prompt_embedding.safetensors",
+  "unet",
+  "vae",
+  "text_encoder",
+  "image_encoder",
+  "scheduler",
+];
+
+/**
+ * The files and folders of `weights` a backbone reads: stages list them as input files, so their cache keys follow
+ * the weights' content, not the folder's name (weights replaced in place invalidate what was computed from them).
+ */
+export function modelFiles(weights: string): string[] {
+  return MODEL_PARTS.map((p) => path.join(weights, p)).filter((p) => fs.existsSync(p));
 }

@@ -18,9 +18,16 @@ import {
   tensorOutput,
 } from "../dag/stage.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import { openBackbone } from "../backbone/backbone.ts";
+import { modelFiles, openBackbone } from "../backbone/backbone.ts";
 import { distinctBatches, planBatches } from "../seg/video.ts";
-import { BACKBONE_FIELDS, backboneOf, BATCHING, FEATURE_SAMPLER_FIELDS, keysOf, samplerOf } from "./params.ts";
+import {
+  BACKBONE_FIELDS,
+  backboneOf,
+  BATCHING,
+  FEATURE_SAMPLER_FIELDS,
+  keysOf,
+  samplerOf,
+} from "./params.ts";
 
 type P = Record<string, unknown>;
 
@@ -38,6 +45,7 @@ export const featuresStage: Stage<P> = {
   params: [...keysOf("backbone", BACKBONE_FIELDS), ...keysOf("sampler", FEATURE_SAMPLER_FIELDS), ...BATCHING]
     .concat(["features.blocks", "features.block", "cbr.block"]),
   upstream: ["frames", "invert"],
+  inputFiles: (p) => modelFiles(p["backbone.weights"] as string),
   async run(inputs, p, ctx): Promise<Artifacts> {
     const z0Shape = shapeOf(inputs.invert, "z0")!.shape; // [N, 4, h, w]
     const noise = noiseOf(inputs.invert);

@@ -9,7 +9,7 @@
  */
 import { rowsOf, shapeOf, type Stage, type TensorOutput, tensorOutput } from "../dag/stage.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import { openBackbone } from "../backbone/backbone.ts";
+import { modelFiles, openBackbone } from "../backbone/backbone.ts";
 import { backboneOf, ENCODER_FIELDS, keysOf } from "./params.ts";
 
 type P = Record<string, unknown>;
@@ -19,6 +19,7 @@ export const invertStage: Stage<P> = {
   version: 1,
   params: [...keysOf("backbone", ENCODER_FIELDS), "seed", "batch_size"],
   upstream: ["frames"],
+  inputFiles: (p) => modelFiles(p["backbone.weights"] as string),
   async run(inputs, p, ctx) {
     const [N, H, W] = shapeOf(inputs.frames, "frames")!.shape; // U8 [N, H, W, 3]
     if (H % 64 || W % 64) throw new Error(`invert: frames ${W}×${H} are not multiples of 64`);

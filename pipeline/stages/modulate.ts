@@ -38,7 +38,7 @@ import type { BatchRange } from "../seg/video.ts";
 import { distinctBatches, planBatches } from "../seg/video.ts";
 import { resizeBilinearCv } from "../tensor/ops.ts";
 import { differenceMap } from "../seg/labels.ts";
-import { type ModSample, openBackbone } from "../backbone/backbone.ts";
+import { modelFiles, type ModSample, openBackbone } from "../backbone/backbone.ts";
 import {
   BACKBONE_FIELDS,
   backboneOf,
@@ -74,6 +74,7 @@ export const modulateStage: Stage<P> = {
   params: [...keysOf("backbone", BACKBONE_FIELDS), ...keysOf("sampler", MODULATE_SAMPLER_FIELDS), ...BATCHING]
     .concat([...keysOf("modulation", MODULATE_FIELDS), "schedule"]),
   upstream: ["frames", "invert", "knn"],
+  inputFiles: (p) => modelFiles(p["backbone.weights"] as string),
   run(inputs, p, ctx): Promise<Artifacts> {
     return modulateClip(
       inputs,
