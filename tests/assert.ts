@@ -2,7 +2,7 @@
  * Minimal assertions (jsr:@std/assert is not reachable here). Same names and semantics as std.
  * @module
  */
-import { isDeepStrictEqual, inspect } from "node:util";
+import { inspect, isDeepStrictEqual } from "node:util";
 
 export class AssertionError extends Error {
   override name = "AssertionError";
@@ -15,13 +15,17 @@ export function assert(cond: unknown, msg = "assertion failed"): asserts cond {
 export function assertEquals<T>(actual: T, expected: T, msg?: string): void {
   if (!isDeepStrictEqual(actual, expected)) {
     throw new AssertionError(
-      `${msg ? msg + ": " : ""}values differ\n  actual:   ${inspect(actual, { depth: 4, maxArrayLength: 20 })}\n  expected: ${inspect(expected, { depth: 4, maxArrayLength: 20 })}`,
+      `${msg ? msg + ": " : ""}values differ\n  actual:   ${
+        inspect(actual, { depth: 4, maxArrayLength: 20 })
+      }\n  expected: ${inspect(expected, { depth: 4, maxArrayLength: 20 })}`,
     );
   }
 }
 
 export function assertNotEquals<T>(actual: T, expected: T, msg?: string): void {
-  if (isDeepStrictEqual(actual, expected)) throw new AssertionError(msg ?? `values are equal: ${inspect(actual)}`);
+  if (isDeepStrictEqual(actual, expected)) {
+    throw new AssertionError(msg ?? `values are equal: ${inspect(actual)}`);
+  }
 }
 
 export function assertAlmostEquals(actual: number, expected: number, tol = 1e-7, msg?: string): void {
@@ -70,7 +74,9 @@ export async function assertRejects(
 
 function checkError(e: unknown, ErrorClass?: new (...args: any[]) => Error, msgIncludes?: string) {
   if (ErrorClass && !(e instanceof ErrorClass)) {
-    throw new AssertionError(`expected ${ErrorClass.name}, got ${(e as Error)?.name}: ${(e as Error)?.message}`);
+    throw new AssertionError(
+      `expected ${ErrorClass.name}, got ${(e as Error)?.name}: ${(e as Error)?.message}`,
+    );
   }
   if (msgIncludes && !String((e as Error)?.message).includes(msgIncludes)) {
     throw new AssertionError(`error message "${(e as Error)?.message}" does not include "${msgIncludes}"`);

@@ -44,7 +44,10 @@ Deno.test("session runs with dynamic batch; cuda without the provider is one Use
       "backbone.provider: cuda requested but onnxruntime-node has no CUDA execution provider here; on a machine",
     );
     // One line, naming the install command that works under Deno.
-    assert(!e.message.includes("\n") && e.message.includes("ONNXRUNTIME_NODE_INSTALL=cuda12 deno run"), e.message);
+    assert(
+      !e.message.includes("\n") && e.message.includes("ONNXRUNTIME_NODE_INSTALL=cuda12 deno run"),
+      e.message,
+    );
   }
 });
 

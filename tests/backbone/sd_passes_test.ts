@@ -3,7 +3,7 @@
  * guided output must be turned into ε = (σ·x_in + v)/√(σ²+1) before the Euler step; an ε-model's is used as is.
  */
 import { assertEquals } from "../assert.ts";
-import { unmodulatedPass, type UNetRequest, type UNetRunner } from "../../pipeline/backbone/sd/passes.ts";
+import { type UNetRequest, type UNetRunner, unmodulatedPass } from "../../pipeline/backbone/sd/passes.ts";
 import { legacyDdpmSchedule } from "../../pipeline/backbone/sampler/schedule.ts";
 import { f32, type Tensor } from "../../pipeline/tensor/tensor.ts";
 

@@ -28,21 +28,35 @@ Deno.test("decoder taesd on a KL-VAE model: TAESD decodes the modulated latents"
   for (let i = 0; i < frames.data.length; i++) frames.data[i] = (i * 37 + (i >> 7) * 11) & 255;
   const coarse = i32([F, g, g]);
   for (let i = 0; i < coarse.data.length; i++) coarse.data[i] = (i % g) < 2 ? 1 : 2;
-  const knn: Artifacts = { tensors: { coarse, coarse_batches: { ...coarse, shape: [1, F, g, g] } }, json: { labels: [1, 2] } };
-  const fr: Artifacts = { tensors: { frames }, json: { size0: [H, W], size: [H, W], frames: ["a", "b"], palette: [] } };
-  const p = (decoder: string): Record<string, unknown> => flatParams({
-    backbone: { kind: "sd", weights: `${FIXTURES}/conformance`, provider: "cpu", dtype: "fp32" },
-    seed: 1,
-    batch_size: F,
-    dedupe_last_batch: true,
-    sampler: { steps: 25, t_m: 22, t_f: 24, guidance: 5 },
-    modulation: {
-      lambda: 5, block: 7, attn: "cross", latent_blending: true, blend_until_end: false, injection: true,
-      filter_strength: 0.7, difference_mode: "float_l2", decoder,
-    },
-    "modulation.filter_strength": 0.7,
-    schedule: "optimized",
-  });
+  const knn: Artifacts = {
+    tensors: { coarse, coarse_batches: { ...coarse, shape: [1, F, g, g] } },
+    json: { labels: [1, 2] },
+  };
+  const fr: Artifacts = {
+    tensors: { frames },
+    json: { size0: [H, W], size: [H, W], frames: ["a", "b"], palette: [] },
+  };
+  const p = (decoder: string): Record<string, unknown> =>
+    flatParams({
+      backbone: { kind: "sd", weights: `${FIXTURES}/conformance`, provider: "cpu", dtype: "fp32" },
+      seed: 1,
+      batch_size: F,
+      dedupe_last_batch: true,
+      sampler: { steps: 25, t_m: 22, t_f: 24, guidance: 5 },
+      modulation: {
+        lambda: 5,
+        block: 7,
+        attn: "cross",
+        latent_blending: true,
+        blend_until_end: false,
+        injection: true,
+        filter_strength: 0.7,
+        difference_mode: "float_l2",
+        decoder,
+      },
+      "modulation.filter_strength": 0.7,
+      schedule: "optimized",
+    });
   const invert = await invertStage.run({ frames: fr }, p("vae"), ctx);
   const opt = { groupSamples: 64, microBatch: 28, reusePrefix: true, skipRepeats: true };
   evaluations.reset();

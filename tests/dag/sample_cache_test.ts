@@ -36,7 +36,10 @@ Deno.test("sample cache: round trip, keys by value, scoped by stage and version"
   a.put(key, bytes);
   // The same key built in another member order is the same item (canonical JSON).
   const back = a.get({ mask: "0110", f: 3, batch: [0, 14], frames: "abc" });
-  assert(back !== undefined && back.length === bytes.length && back.every((v, i) => v === bytes[i]), "round trip");
+  assert(
+    back !== undefined && back.length === bytes.length && back.every((v, i) => v === bytes[i]),
+    "round trip",
+  );
   assertEquals(a.get({ ...key, f: 4 }), undefined);
   assertEquals(store.scope("modulate", 2).get(key), undefined, "another code version must not see the item");
   assertEquals(store.scope("other", 1).get(key), undefined, "another stage must not see the item");
@@ -59,7 +62,10 @@ Deno.test("sample cache: a damaged or truncated item is deleted and reported mis
     const file = files[0];
     const raw = fs.readFileSync(file);
     if (damage === "flip") raw[raw.length - 10] ^= 0x40;
-    fs.writeFileSync(file, damage === "truncate" ? raw.subarray(0, raw.length >> 1) : damage === "empty" ? new Uint8Array() : raw);
+    fs.writeFileSync(
+      file,
+      damage === "truncate" ? raw.subarray(0, raw.length >> 1) : damage === "empty" ? new Uint8Array() : raw,
+    );
     // verify() reports the damage without touching it; a read then deletes it.
     assertEquals(store.verify(), { items: 0, corrupt: [file] }, damage);
     assertEquals(s.get({ damage }), undefined, damage);
@@ -106,7 +112,10 @@ Deno.test("runner: each instance gets a stage-scoped sample cache and its upstre
       seen.push({ stage: "down", ctx });
       // An item a later instance of the same stage (another row) can read.
       ctx.samples!.put({ from: ctx.upstreamKeys!.up }, new Uint8Array([1, 2, 3]));
-      return Promise.resolve({ tensors: {}, json: { hit: ctx.samples!.get({ from: "elsewhere" }) !== undefined } });
+      return Promise.resolve({
+        tensors: {},
+        json: { hit: ctx.samples!.get({ from: "elsewhere" }) !== undefined },
+      });
     },
   };
   const cache = tempDir();

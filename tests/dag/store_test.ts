@@ -101,7 +101,12 @@ Deno.test("store: streamed tensors are part of the entry, verified, and read laz
   sink.append(f32([2, 2], Float32Array.of(3, 4, 5, 6)));
   assert(!store.has("demo", "s")); // invisible until committed
   const m = await pending.commit(sample());
-  assertEquals(Object.keys(m.files).sort(), ["blobs/frame.png", "meta.json", "streams/big.safetensors", "tensors.safetensors"]);
+  assertEquals(Object.keys(m.files).sort(), [
+    "blobs/frame.png",
+    "meta.json",
+    "streams/big.safetensors",
+    "tensors.safetensors",
+  ]);
   const a = store.read("demo", "s").artifacts;
   assertEquals(a.tensorInfo!("big"), { dtype: "F32", shape: [3, 2] });
   assertEquals(Array.from(a.readRows!("big", 1, 3).data as Float32Array), [3, 4, 5, 6]);

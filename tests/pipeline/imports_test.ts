@@ -19,7 +19,8 @@ function modules(dir: string): string[] {
 /** Relative specifiers of static imports and re-exports (comments stripped first). */
 export function importsOf(source: string): string[] {
   const code = source.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
-  const re = /(?:^|\n)\s*(?:import|export)\s[^;]*?from\s*["'](\.{1,2}\/[^"']+)["']|(?:^|\n)\s*import\s*["'](\.{1,2}\/[^"']+)["']/g;
+  const re =
+    /(?:^|\n)\s*(?:import|export)\s[^;]*?from\s*["'](\.{1,2}\/[^"']+)["']|(?:^|\n)\s*import\s*["'](\.{1,2}\/[^"']+)["']/g;
   return [...code.matchAll(re)].map((m) => m[1] ?? m[2]);
 }
 
@@ -47,7 +48,9 @@ Deno.test("import graph: the cycle finder finds a planted cycle and accepts a DA
   assertEquals(cyclesOf(g), [["a", "b", "c", "a"]]);
   assertEquals(cyclesOf(new Map([["a", ["b", "c"]], ["b", ["c"]], ["c", []]])), []);
   assertEquals(
-    importsOf('import { x } from "./x.ts";\nimport type {\n  Y,\n} from "../y.ts";\nexport * from "./z.ts";\n// import "./no.ts"\nimport "./side.ts";'),
+    importsOf(
+      'import { x } from "./x.ts";\nimport type {\n  Y,\n} from "../y.ts";\nexport * from "./z.ts";\n// import "./no.ts"\nimport "./side.ts";',
+    ),
     ["./x.ts", "../y.ts", "./z.ts", "./side.ts"],
   );
 });
@@ -56,7 +59,9 @@ Deno.test("import graph: no module of pipeline/ imports itself through others", 
   const graph = new Map<string, string[]>();
   for (const file of modules(PIPELINE)) {
     const rel = (f: string) => path.relative(PIPELINE, f);
-    const deps = importsOf(fs.readFileSync(file, "utf8")).map((s) => rel(path.resolve(path.dirname(file), s)));
+    const deps = importsOf(fs.readFileSync(file, "utf8")).map((s) =>
+      rel(path.resolve(path.dirname(file), s))
+    );
     graph.set(rel(file), deps);
   }
   assertEquals(graph.size > 100, true, `only ${graph.size} modules found`);

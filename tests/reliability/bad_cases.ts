@@ -27,6 +27,8 @@ export interface Case {
   planted?: string[];
   /** Run where file permissions apply (root without its permission-bypassing capabilities). */
   unprivileged?: boolean;
+  /** Needs ffmpeg (a video input): runs in tests/system/video_test.ts. */
+  video?: boolean;
 }
 
 /** Paths of one case. */
@@ -342,6 +344,7 @@ export const CASES: Case[] = [
   },
   {
     name: "truncated video (decodes to fewer frames than declared)",
+    video: true,
     build: async (c) => {
       const mp4 = await makeMp4(c);
       truncate(mp4, 0.8);
@@ -354,6 +357,7 @@ export const CASES: Case[] = [
   },
   {
     name: "video cut before its first frame",
+    video: true,
     build: async (c) => {
       const mp4 = await makeMp4(c);
       truncate(mp4, 0.3);
@@ -363,6 +367,7 @@ export const CASES: Case[] = [
   },
   {
     name: "random bytes named .mp4",
+    video: true,
     build: (c) => {
       const fake = path.join(c.dir, "clip.mp4");
       let x = 12345;

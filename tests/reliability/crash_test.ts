@@ -11,14 +11,7 @@ import * as path from "node:path";
 import { assert, assertEquals, assertGreater } from "../assert.ts";
 import { ArtifactStore } from "../../pipeline/dag/store.ts";
 import { SampleStore } from "../../pipeline/dag/sample_cache.ts";
-import {
-  ABLATE,
-  cliEnv,
-  diffResults,
-  resultBytes,
-  runCli,
-  twoRowSetup,
-} from "./helpers.ts";
+import { ABLATE, cliEnv, diffResults, resultBytes, runCli, twoRowSetup } from "./helpers.ts";
 
 const KILLS = Number(Deno.env.get("VIDSEG_CRASH_KILLS") ?? 20);
 const SEED = 20251125;

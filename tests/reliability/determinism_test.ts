@@ -8,21 +8,15 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { assertEquals, assertGreater } from "../assert.ts";
-import {
-  ABLATE,
-  cliEnv,
-  diffResults,
-  listFiles,
-  resultBytes,
-  runCli,
-  twoRowSetup,
-} from "./helpers.ts";
+import { ABLATE, cliEnv, diffResults, listFiles, resultBytes, runCli, twoRowSetup } from "./helpers.ts";
 
 /** `<stage>/<key>/tensors.safetensors` and `<stage>/<key>/streams/*.safetensors` → bytes, for every entry. */
 function cacheTensors(cache: string): Map<string, Uint8Array> {
   const out = new Map<string, Uint8Array>();
   for (const f of listFiles(cache)) {
-    if ((f.endsWith("tensors.safetensors") || /\/streams\/[^/]+\.safetensors$/.test(f)) && !f.startsWith(".")) {
+    if (
+      (f.endsWith("tensors.safetensors") || /\/streams\/[^/]+\.safetensors$/.test(f)) && !f.startsWith(".")
+    ) {
       out.set(f, new Uint8Array(fs.readFileSync(path.join(cache, f))));
     }
   }

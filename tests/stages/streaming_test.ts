@@ -33,7 +33,11 @@ async function run(cache: string, clips: string, streamed: boolean) {
     ],
   });
   const row = cfg.rows.find((r) => r.name === "full")!;
-  const runner = new Runner({ cacheDir: cache, root: ROOT, progress: new Progress({ write: () => {}, isTty: false }) });
+  const runner = new Runner({
+    cacheDir: cache,
+    root: ROOT,
+    progress: new Progress({ write: () => {}, isTty: false }),
+  });
   const fullLoads: string[] = [];
   const read = runner.store.read.bind(runner.store);
   runner.store.read = (stage, key, opts) => {
@@ -68,7 +72,9 @@ Deno.test("streaming: no stage loads a whole per-frame tensor; labels equal the 
     assert(a.labels.data.every((v, i) => v === b.labels.data[i]), "streamed and in-memory labels differ");
     // Streamed tensors live in their own files of the entry, readable as plain safetensors.
     const diffEntries = fs.readdirSync(path.join(dir, "cache-a", "modulate"));
-    assertEquals(fs.readdirSync(path.join(dir, "cache-a", "modulate", diffEntries[0], "streams")), ["diff.safetensors"]);
+    assertEquals(fs.readdirSync(path.join(dir, "cache-a", "modulate", diffEntries[0], "streams")), [
+      "diff.safetensors",
+    ]);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -6,11 +6,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import {
-  buildClipText,
-  clipTextSpec,
-  parseClipTextConfig,
-} from "../../../pipeline/backbone/clip/text.ts";
+import { buildClipText, clipTextSpec, parseClipTextConfig } from "../../../pipeline/backbone/clip/text.ts";
 import { readJsonConfig } from "../../../pipeline/backbone/model_files.ts";
 import { buildTinyGraph, locateTiny, openTinyWeights } from "../../../pipeline/backbone/vae/taesd.ts";
 import { UNet } from "../../../pipeline/backbone/sd/unet.ts";

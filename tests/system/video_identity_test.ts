@@ -7,9 +7,9 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { assert, assertEquals, assertNotEquals } from "../assert.ts";
-import { cliEnv, runCli, SEGMENT, tempDir } from "./helpers.ts";
-import { type Ctx, makeMp4, segmentArgs } from "./bad_cases.ts";
-import { makeWeights } from "./helpers.ts";
+import { cliEnv, runCli, SEGMENT, tempDir } from "../reliability/helpers.ts";
+import { type Ctx, makeMp4, segmentArgs } from "../reliability/bad_cases.ts";
+import { makeWeights } from "../reliability/helpers.ts";
 
 /** Label PNG bytes of a segment output folder, by file name. */
 function labels(out: string): Map<string, string> {
