@@ -44,5 +44,5 @@ Deno.test("notebooks: the four notebooks are committed without outputs, on the D
 Deno.test(`notebooks: \`deno task notebooks\` executes every notebook headless against a small cache (${engine})`, () =>
   checkNotebooksExecute(engine));
 
-Deno.test(`notebooks: a notebook failing on an uncached artifact is reported with the ablate command (${engine})`, () =>
+Deno.test(`notebooks: a cache without the run is one error line naming the ablate command (${engine})`, () =>
   checkMissingArtifactReported(engine));

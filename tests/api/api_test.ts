@@ -24,9 +24,9 @@ function resultsFiles(): string[] {
     .sort();
 }
 
-/** Leftover temporary folders of `segment` (they must be removed before it returns). */
-const segmentTemps = () =>
-  fs.readdirSync(os.tmpdir()).filter((f) => /^vidseg-(frames|cache)-/.test(f)).sort();
+/** Leftover temporary folders of `segment` under `tmp` (they must be removed before it returns). */
+const segmentTemps = (tmp: string = os.tmpdir()) =>
+  fs.readdirSync(tmp).filter((f) => /^vidseg-(frames|cache)-/.test(f)).sort();
 
 /** stdout of the example script once it has run in this file (the second test reuses it). */
 let exampleStdout: string | null = null;
@@ -46,11 +46,13 @@ Deno.test("api: the README example script segments the swan frames and writes no
     readme.includes(fs.readFileSync(EXAMPLE, "utf8").trim()),
     "README shows examples/segment_frames.ts as is",
   );
-  const before = resultsFiles(), tempsBefore = segmentTemps();
+  const before = resultsFiles();
   const cwd = tempDir("example"); // the script does not depend on the current directory
+  const tmp = tempDir("example-tmp"); // its own TMPDIR: other processes' temp folders are not its leftovers
   const o = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", EXAMPLE],
     cwd,
+    env: { TMPDIR: tmp },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -74,7 +76,7 @@ Deno.test("api: the README example script segments the swan frames and writes no
   );
   assertEquals(fs.readdirSync(cwd), [], "nothing written in the current directory");
   assertEquals(resultsFiles(), before, "nothing written under results/ (graph cache aside)");
-  assertEquals(segmentTemps(), tempsBefore, "temporary frames/cache folders removed");
+  assertEquals(segmentTemps(tmp), [], "temporary frames/cache folders removed");
 });
 
 Deno.test("api: segment() returns the label maps `deno task segment` writes, and its histogram is the example's", async () => {

@@ -21,10 +21,13 @@ Deno.test({
       const weights = path.join(FIXTURES, "conformance");
       fs.writeFileSync(config, tinyConfig({ weights, camvid, maxFrames: 1 }));
       const cache = path.join(dir, "cache");
-      // No VIDSEG_GRAPH_CACHE: the graphs must follow --cache, not land in the repo's results/.
+      // No VIDSEG_GRAPH_CACHE: the graphs must follow --cache, not land in the repo's results/ (the variable is
+      // removed from what the CLI inherits: in-process CLI calls of other tests may have set it).
+      const inherited = Deno.env.get("VIDSEG_GRAPH_CACHE");
+      Deno.env.delete("VIDSEG_GRAPH_CACHE");
       const r = await cli("ablate.ts", [config, "--cache", cache, "--results", path.join(dir, "results")], {
         VIDSEG_THREADS: "1",
-      });
+      }).finally(() => inherited !== undefined && Deno.env.set("VIDSEG_GRAPH_CACHE", inherited));
       assertEquals(r.code, 0, r.stderr);
       const graphs = fs.readdirSync(path.join(cache, "graphs")).filter((f) => f.endsWith(".onnx"));
       assert(graphs.length >= 2, `graphs in ${cache}/graphs: ${graphs.join(", ")}`);

@@ -11,5 +11,5 @@ Deno.test("system notebooks: jupyter nbconvert and the Deno kernel are installed
 Deno.test("system notebooks: nbconvert executes every notebook against a small cache", () =>
   checkNotebooksExecute("nbconvert"));
 
-Deno.test("system notebooks: nbconvert reports a notebook failing on an uncached artifact with the ablate command", () =>
+Deno.test("system notebooks (nbconvert): a cache without the run is one error line naming the ablate command", () =>
   checkMissingArtifactReported("nbconvert"));
