@@ -7,7 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { pathToFileURL } from "node:url";
 import { assert, assertEquals, assertGreater, assertRejects } from "../assert.ts";
-import { DATA, ROOT } from "../shared.ts";
+import { DATA, ROOT } from "../paths.ts";
 import { tempDir } from "../dag/fixtures/util.ts";
 import { cli, runCli } from "../cli/run_cli.ts";
 import { readLabelImage, segment, UserError } from "../../mod.ts";

@@ -35,7 +35,7 @@ import {
 import { UserError } from "../../pipeline/errors.ts";
 import { f32, maxAbs, maxAbsDiff, reshape, rows, type Tensor } from "../../pipeline/tensor/tensor.ts";
 import { assert, assertEquals, assertGreater, assertLess, assertRejects, assertThrows } from "../assert.ts";
-import { FIXTURES } from "../shared.ts";
+import { FIXTURES } from "../paths.ts";
 import { loadF32Tensors, readF64Tensors, tempGraphCache } from "./conformance_io.ts";
 
 const CONF = path.join(FIXTURES, "conformance-svd");

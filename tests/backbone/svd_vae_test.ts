@@ -14,7 +14,7 @@ import { LazySafetensors } from "../../pipeline/backbone/weights/lazy_safetensor
 import { UserError } from "../../pipeline/errors.ts";
 import { f32, maxAbs, maxAbsDiff, reshape, type Tensor, toF32 } from "../../pipeline/tensor/tensor.ts";
 import { assert, assertEquals, assertLess, assertRejects } from "../assert.ts";
-import { FIXTURES } from "../shared.ts";
+import { FIXTURES } from "../paths.ts";
 
 const CONF = path.join(FIXTURES, "conformance-svd");
 /** The set's VAE scaling factor (vae/config.json). */

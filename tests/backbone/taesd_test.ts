@@ -8,7 +8,7 @@ import { TinyAutoencoder } from "../../pipeline/backbone/vae/taesd.ts";
 import { UserError } from "../../pipeline/errors.ts";
 import { encodeSafetensors, parseSafetensors } from "../../pipeline/tensor/safetensors.ts";
 import { f32, maxAbsDiff, type Tensor, toF32 } from "../../pipeline/tensor/tensor.ts";
-import { DATA, FIXTURES } from "../shared.ts";
+import { DATA, FIXTURES } from "../paths.ts";
 
 const DIR = `${DATA}/models/tiny-ldm/vae`;
 const load = (p: string) => parseSafetensors(Deno.readFileSync(p), p);

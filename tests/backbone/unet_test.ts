@@ -12,7 +12,7 @@ import { evaluations } from "../../pipeline/backbone/runtime.ts";
 import { LazySafetensors } from "../../pipeline/backbone/weights/lazy_safetensors.ts";
 import { f32, maxAbs, maxAbsDiff, type Tensor } from "../../pipeline/tensor/tensor.ts";
 import { assert, assertEquals, assertLess } from "../assert.ts";
-import { FIXTURES } from "../shared.ts";
+import { FIXTURES } from "../paths.ts";
 import { assertTruncatedTaps, loadF32Tensors, tempGraphCache } from "./conformance_io.ts";
 
 const CONF = path.join(FIXTURES, "conformance");

@@ -8,7 +8,7 @@ import { AutoencoderKL, posteriorFromMoments } from "../../pipeline/backbone/vae
 import { UserError } from "../../pipeline/errors.ts";
 import { encodeSafetensors, parseSafetensors } from "../../pipeline/tensor/safetensors.ts";
 import { f32, type Tensor, toF32 } from "../../pipeline/tensor/tensor.ts";
-import { FIXTURES } from "../shared.ts";
+import { FIXTURES } from "../paths.ts";
 import { closeTo } from "./conformance_io.ts";
 
 const VAE = `${FIXTURES}/conformance/vae`;

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { assert, assertAlmostEquals, assertEquals, assertGreater } from "../assert.ts";
-import { FIXTURES, ROOT } from "../shared.ts";
+import { FIXTURES, ROOT } from "../paths.ts";
 import { runChild } from "../../pipeline/bench/child.ts";
 import { parseUNetConfig } from "../../pipeline/backbone/sd/config.ts";
 import { totalMacs, unetMacs } from "../../pipeline/bench/flops.ts";

@@ -9,7 +9,7 @@
  * assertions allow 0.1% of pixels to differ in case a kernel's blocking depends on the batch size.
  */
 import { assert, assertEquals } from "../assert.ts";
-import { FIXTURES } from "../shared.ts";
+import { FIXTURES } from "../paths.ts";
 import { UNet } from "../../pipeline/backbone/sd/unet.ts";
 import { invertStage } from "../../pipeline/stages/invert.ts";
 import { modulateClip, type OptimizedOptions } from "../../pipeline/stages/modulate.ts";

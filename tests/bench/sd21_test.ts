@@ -9,7 +9,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { runSd21 } from "../../pipeline/bench/sd21.ts";
 import { assert, assertEquals } from "../assert.ts";
-import { FIXTURES } from "../shared.ts";
+import { FIXTURES } from "../paths.ts";
 
 Deno.test("sd21 phase on the conformance model: all variants, cached sessions, disk and decoder figures", async () => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "vidseg-sd21-"));

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { assert, assertEquals, assertGreater } from "../assert.ts";
-import { FIXTURES } from "../shared.ts";
+import { FIXTURES } from "../paths.ts";
 import { invertStage } from "../../pipeline/stages/invert.ts";
 import { flatParams } from "../stages/params.ts";
 import { modulateClip } from "../../pipeline/stages/modulate.ts";

@@ -2,7 +2,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { assert, assertEquals, assertGreater } from "../assert.ts";
-import { ROOT } from "../shared.ts";
+import { ROOT } from "../paths.ts";
 import { tempDir } from "../dag/fixtures/util.ts";
 import { cli } from "./run_cli.ts";
 

@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { assert, assertEquals } from "../assert.ts";
 import { cli } from "./run_cli.ts";
 import { makeCamvid, tempDir, tinyConfig } from "../reliability/helpers.ts";
-import { FIXTURES } from "../shared.ts";
+import { FIXTURES } from "../paths.ts";
 
 Deno.test({
   name: "--cache DIR: the built graphs go to DIR/graphs",

@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { assert, assertEquals } from "../assert.ts";
 import { syntheticVideo, writeSyntheticCamvid } from "../../pipeline/data/synthetic.ts";
 import { runCli } from "./run_cli.ts";
-import { DATA } from "../shared.ts";
+import { DATA } from "../paths.ts";
 
 const PROBE = "pipeline/cli/probe.ts";
 

@@ -1,6 +1,6 @@
 /** Test helpers: run a CLI module (or any script) as a child process and collect its exit code and output. */
 import * as path from "node:path";
-import { ROOT } from "../shared.ts";
+import { ROOT } from "../paths.ts";
 
 /** Output of a CLI run as a child process. */
 export interface CliRun {

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { CAMVID, CONFORMANCE } from "../reliability/helpers.ts";
-import { ROOT } from "../shared.ts";
+import { ROOT } from "../paths.ts";
 
 export { cliEnv, diffResults, listFiles, resultBytes, runCli } from "../reliability/helpers.ts";
 

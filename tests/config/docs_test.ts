@@ -2,7 +2,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { assert, assertEquals } from "../assert.ts";
-import { ROOT } from "../shared.ts";
+import { ROOT } from "../paths.ts";
 import { CONFIGS_DOC, configsMarkdown } from "../../pipeline/config/docs.ts";
 import { expectedText, schemaLeaves } from "../../pipeline/config/schema.ts";
 

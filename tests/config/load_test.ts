@@ -2,7 +2,7 @@ import * as path from "node:path";
 import { assertEquals, assertThrows } from "../assert.ts";
 import { loadConfig, parseConfig } from "../../pipeline/config/load.ts";
 import { UserError } from "../../pipeline/errors.ts";
-import { ROOT } from "../shared.ts";
+import { ROOT } from "../paths.ts";
 
 const F = "configs/x.yaml";
 /** The one-line message of a config mistake. */

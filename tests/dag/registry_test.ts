@@ -11,7 +11,7 @@ import {
 import { orderStages } from "../../pipeline/dag/plan.ts";
 import type { Stage } from "../../pipeline/dag/stage.ts";
 import { UserError } from "../../pipeline/errors.ts";
-import { DATA } from "../shared.ts";
+import { DATA } from "../paths.ts";
 import { tempDir } from "./fixtures/util.ts";
 
 const stage = (name: string, upstream: string[] = []): Stage => ({

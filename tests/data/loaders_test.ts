@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import { assertEquals, assertThrows } from "../assert.ts";
-import { DATA, ROOT } from "../shared.ts";
+import { DATA, ROOT } from "../paths.ts";
 import { UserError } from "../../pipeline/errors.ts";
 import { loadDataset, readGt } from "../../pipeline/data/dataset.ts";
 import { sortFrameFiles } from "../../pipeline/data/clip.ts";

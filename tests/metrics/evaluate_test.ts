@@ -2,7 +2,7 @@ import * as path from "node:path";
 import { flatParams } from "../stages/params.ts";
 import { assert, assertAlmostEquals, assertEquals } from "../assert.ts";
 import { UserError } from "../../pipeline/errors.ts";
-import { ROOT } from "../shared.ts";
+import { ROOT } from "../paths.ts";
 import type { StageContext } from "../../pipeline/dag/stage.ts";
 import { makeEvaluateStage } from "../../pipeline/stages/evaluate.ts";
 import { u8 } from "../../pipeline/tensor/tensor.ts";

@@ -2,7 +2,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import sharp from "sharp";
-import { DATA } from "../shared.ts";
+import { DATA } from "../paths.ts";
 import { encodeSafetensors, readSafetensors } from "../../pipeline/tensor/safetensors.ts";
 import type { Tensor } from "../../pipeline/tensor/tensor.ts";
 import { CLIP, tinyConfig } from "./helpers.ts";

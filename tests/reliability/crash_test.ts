@@ -11,22 +11,10 @@ import * as path from "node:path";
 import { assert, assertEquals, assertGreater } from "../assert.ts";
 import { ArtifactStore } from "../../pipeline/dag/store.ts";
 import { SampleStore } from "../../pipeline/dag/sample_cache.ts";
-import { ABLATE, cliEnv, diffResults, resultBytes, runCli, twoRowSetup } from "./helpers.ts";
+import { ABLATE, cliEnv, diffResults, prng, resultBytes, runCli, twoRowSetup } from "./helpers.ts";
 
 const KILLS = Number(Deno.env.get("VIDSEG_CRASH_KILLS") ?? 20);
 const SEED = 20251125;
-
-/** mulberry32: a small seeded PRNG, so the kill instants are the same on every run of the test. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** One attempt: spawn ablate, SIGKILL it after `killAfterMs` unless it finished first. */
 async function attempt(

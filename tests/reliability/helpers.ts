@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { DATA, FIXTURES, ROOT } from "../shared.ts";
+import { DATA, FIXTURES, ROOT } from "../paths.ts";
 
 /** The CamVid clip every test copies frames from. */
 export const CLIP = "val_0016E5_07959";
@@ -151,4 +151,16 @@ export function twoRowSetup(tag: string): { dir: string; config: string } {
   const config = path.join(dir, "tiny.yaml");
   fs.writeFileSync(config, tinyConfig({ weights: CONFORMANCE, camvid, twoRows: true }));
   return { dir, config };
+}
+
+/** mulberry32: a small seeded PRNG, so generated cases (kill instants, mutants) are the same on every run. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }

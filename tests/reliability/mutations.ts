@@ -11,20 +11,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import sharp from "sharp";
 import { assert, assertEquals } from "../assert.ts";
-import { cliEnv, listFiles, makeWeights, runCli, SEGMENT, tempDir } from "./helpers.ts";
+import { cliEnv, listFiles, makeWeights, prng, runCli, SEGMENT, tempDir } from "./helpers.ts";
 import { type Ctx, makeMp4, segmentArgs, swanFrames } from "./bad_cases.ts";
-
-/** A small deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** What a mutant is and what a success must look like. */
 interface Mutant {

@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import sharp from "sharp";
 import { assert, assertEquals, assertGreater } from "../assert.ts";
-import { DATA } from "../shared.ts";
+import { DATA } from "../paths.ts";
 import { CONFORMANCE } from "./helpers.ts";
 
 export const SWAN = path.join(DATA, "swan", "images");

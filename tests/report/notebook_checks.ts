@@ -5,7 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { assert, assertEquals, assertGreater } from "../assert.ts";
-import { ROOT } from "../shared.ts";
+import { ROOT } from "../paths.ts";
 import { argsWithoutOverrides, cli, smallRun, withTempDir } from "./small_run.ts";
 
 export const NOTEBOOKS = path.join(ROOT, "notebooks");

@@ -8,7 +8,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { FIXTURES, ROOT } from "../shared.ts";
+import { FIXTURES, ROOT } from "../paths.ts";
 import { cli } from "../cli/run_cli.ts";
 
 /** The config and the overrides of the small run. */

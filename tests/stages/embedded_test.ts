@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { assert, assertEquals } from "../assert.ts";
-import { ROOT } from "../shared.ts";
+import { ROOT } from "../paths.ts";
 import { UNet } from "../../pipeline/backbone/sd/unet.ts";
 import { loadVae } from "../../pipeline/backbone/vae/autoencoder.ts";
 import { emptyPromptEmbedding } from "../../pipeline/backbone/clip/prompt_embedding.ts";

@@ -6,7 +6,7 @@
  * runner's sample cache, with results byte-identical to a cold run.
  */
 import { assert, assertEquals } from "../assert.ts";
-import { FIXTURES } from "../shared.ts";
+import { FIXTURES } from "../paths.ts";
 import { invertStage } from "../../pipeline/stages/invert.ts";
 import { flatParams } from "./params.ts";
 import { finalRows, modulateStage } from "../../pipeline/stages/modulate.ts";

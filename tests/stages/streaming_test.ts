@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { assert, assertEquals } from "../assert.ts";
-import { ROOT } from "../shared.ts";
+import { ROOT } from "../paths.ts";
 import { loadConfig } from "../../pipeline/config/load.ts";
 import { Runner } from "../../pipeline/dag/runner.ts";
 import { type Artifacts, materialize } from "../../pipeline/dag/stage.ts";

@@ -5,7 +5,7 @@
  */
 import * as path from "node:path";
 import { assertEquals, assertThrows } from "../assert.ts";
-import { ROOT } from "../shared.ts";
+import { ROOT } from "../paths.ts";
 import { loadConfig, parseConfig, selectRows } from "../../pipeline/config/load.ts";
 import { UserError } from "../../pipeline/errors.ts";
 

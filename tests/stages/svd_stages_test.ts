@@ -12,7 +12,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { assert, assertEquals, assertGreater, assertLess, assertRejects } from "../assert.ts";
-import { FIXTURES } from "../shared.ts";
+import { FIXTURES } from "../paths.ts";
 import type { Artifacts, Stage, StageContext } from "../../pipeline/dag/stage.ts";
 import { schemaDefaults } from "../../pipeline/config/schema.ts";
 import { syntheticVideo } from "../../pipeline/data/synthetic.ts";

@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { assert } from "../assert.ts";
-import { ROOT } from "../shared.ts";
+import { ROOT } from "../paths.ts";
 
 const PYTHON = fs.existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
 

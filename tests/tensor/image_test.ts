@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { assert, assertEquals, assertRejects, assertThrows } from "../assert.ts";
-import { ROOT } from "../shared.ts";
+import { ROOT } from "../paths.ts";
 import { UserError } from "../../pipeline/errors.ts";
 import {
   decodeLabelPng,

@@ -6,7 +6,7 @@ import {
   SafetensorsError,
 } from "../../pipeline/tensor/safetensors.ts";
 import { f32, floatToHalf, halfToFloat } from "../../pipeline/tensor/tensor.ts";
-import { FIXTURES } from "../shared.ts";
+import { FIXTURES } from "../paths.ts";
 
 /** The JSON header of a safetensors file, read by hand: 8-byte little-endian length, then JSON. */
 function rawHeader(file: string): Record<string, { shape: number[] }> {

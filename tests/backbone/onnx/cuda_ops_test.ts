@@ -22,7 +22,7 @@ import { modelOpTypes } from "../../../pipeline/backbone/onnx/op_list.ts";
 import { SafetensorsWeights } from "../../../pipeline/backbone/weights/weight_map.ts";
 import { f32 } from "../../../pipeline/tensor/tensor.ts";
 import { assert, assertEquals } from "../../assert.ts";
-import { DATA, FIXTURES } from "../../shared.ts";
+import { DATA, FIXTURES } from "../../paths.ts";
 import { tempGraphCache } from "../conformance_io.ts";
 
 const CONF = path.join(FIXTURES, "conformance");

@@ -11,7 +11,7 @@ import { UNet } from "../../../pipeline/backbone/sd/unet.ts";
 import { LazySafetensors } from "../../../pipeline/backbone/weights/lazy_safetensors.ts";
 import { f32, maxAbs, maxAbsDiff, numel, type Tensor } from "../../../pipeline/tensor/tensor.ts";
 import { assert, assertEquals, assertLess } from "../../assert.ts";
-import { FIXTURES } from "../../shared.ts";
+import { FIXTURES } from "../../paths.ts";
 import { loadF32Tensors, tempGraphCache } from "../conformance_io.ts";
 
 const CONF = path.join(FIXTURES, "conformance");

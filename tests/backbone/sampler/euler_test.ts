@@ -14,7 +14,7 @@ import {
 } from "../../../pipeline/backbone/sampler/schedule.ts";
 import { parseSafetensors } from "../../../pipeline/tensor/safetensors.ts";
 import { concat0, f32, maxAbs, maxAbsDiff, rows, type Tensor } from "../../../pipeline/tensor/tensor.ts";
-import { FIXTURES } from "../../shared.ts";
+import { FIXTURES } from "../../paths.ts";
 
 const P = `${FIXTURES}/conformance/trajectory.safetensors`;
 const traj = parseSafetensors(Deno.readFileSync(P), P);

@@ -9,7 +9,7 @@ import {
   sigmaToTimestep,
 } from "../../../pipeline/backbone/sampler/schedule.ts";
 import { parseSafetensors } from "../../../pipeline/tensor/safetensors.ts";
-import { FIXTURES } from "../../shared.ts";
+import { FIXTURES } from "../../paths.ts";
 
 const load = (p: string) => parseSafetensors(Deno.readFileSync(p), p);
 const sched = load(`${FIXTURES}/conformance/scheduler.safetensors`);

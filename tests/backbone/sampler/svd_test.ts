@@ -9,7 +9,7 @@ import { type EpsModel, sampleEuler, vToEps } from "../../../pipeline/backbone/s
 import { addNoise } from "../../../pipeline/backbone/sampler/noise.ts";
 import { edmSchedule } from "../../../pipeline/backbone/sampler/schedule.ts";
 import { f32, maxAbs, maxAbsDiff, reshape, type Tensor } from "../../../pipeline/tensor/tensor.ts";
-import { FIXTURES } from "../../shared.ts";
+import { FIXTURES } from "../../paths.ts";
 import { readF64Tensors } from "../conformance_io.ts";
 
 const sched = readF64Tensors(`${FIXTURES}/conformance-svd/scheduler.safetensors`);

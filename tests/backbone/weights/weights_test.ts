@@ -12,7 +12,7 @@ import { UserError } from "../../../pipeline/errors.ts";
 import { encodeSafetensors } from "../../../pipeline/tensor/safetensors.ts";
 import { f32, type Tensor } from "../../../pipeline/tensor/tensor.ts";
 import { assertEquals } from "../../assert.ts";
-import { FIXTURES } from "../../shared.ts";
+import { FIXTURES } from "../../paths.ts";
 
 const SRC = path.join(FIXTURES, "conformance", "unet");
 const CONFIG = fs.readFileSync(path.join(SRC, "config.json"), "utf8");
