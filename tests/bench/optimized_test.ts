@@ -14,7 +14,7 @@ import { UNet } from "../../pipeline/backbone/sd/unet.ts";
 import { invertStage } from "../../pipeline/stages/invert.ts";
 import { modulateClip, type OptimizedOptions } from "../../pipeline/stages/modulate.ts";
 import { INJECT_POSITIONS } from "../../pipeline/backbone/sd/backbone.ts";
-import { flatParams } from "../stages/params.ts";
+import { sdModulateParams } from "../stages/params.ts";
 import { labelsStage } from "../../pipeline/stages/labels.ts";
 import type { Artifacts, StageContext } from "../../pipeline/dag/stage.ts";
 import { evaluations } from "../../pipeline/backbone/runtime.ts";
@@ -145,28 +145,7 @@ function clip(): { frames: Artifacts; knn: Artifacts } {
   };
 }
 
-function params(): Record<string, unknown> {
-  return flatParams({
-    backbone: { kind: "sd", weights: CONF, provider: "cpu", dtype: "fp32" },
-    seed: 1,
-    batch_size: F,
-    dedupe_last_batch: false,
-    sampler: { steps: 25, t_m: 22, t_f: 24, guidance: 5 },
-    modulation: {
-      lambda: 5,
-      block: 7,
-      attn: "cross",
-      latent_blending: true,
-      blend_until_end: false,
-      injection: true,
-      filter_strength: 0.7,
-      difference_mode: "float_l2",
-      decoder: "vae",
-    },
-    "modulation.filter_strength": 0.7,
-    schedule: "optimized",
-  });
-}
+const params = () => sdModulateParams({ weights: CONF, batch: F });
 
 Deno.test("optimized schedule (prefix reuse, any grouping) = reference schedule: diff maps and labels", async () => {
   const { frames, knn } = clip();

@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { assert, assertEquals, assertGreater } from "../assert.ts";
 import { FIXTURES } from "../paths.ts";
 import { invertStage } from "../../pipeline/stages/invert.ts";
-import { flatParams } from "../stages/params.ts";
+import { sdModulateParams } from "../stages/params.ts";
 import { modulateClip } from "../../pipeline/stages/modulate.ts";
 import { labelsStage } from "../../pipeline/stages/labels.ts";
 import { evaluations } from "../../pipeline/backbone/runtime.ts";
@@ -37,26 +37,7 @@ Deno.test("decoder taesd on a KL-VAE model: TAESD decodes the modulated latents"
     json: { size0: [H, W], size: [H, W], frames: ["a", "b"], palette: [] },
   };
   const p = (decoder: string): Record<string, unknown> =>
-    flatParams({
-      backbone: { kind: "sd", weights: `${FIXTURES}/conformance`, provider: "cpu", dtype: "fp32" },
-      seed: 1,
-      batch_size: F,
-      dedupe_last_batch: true,
-      sampler: { steps: 25, t_m: 22, t_f: 24, guidance: 5 },
-      modulation: {
-        lambda: 5,
-        block: 7,
-        attn: "cross",
-        latent_blending: true,
-        blend_until_end: false,
-        injection: true,
-        filter_strength: 0.7,
-        difference_mode: "float_l2",
-        decoder,
-      },
-      "modulation.filter_strength": 0.7,
-      schedule: "optimized",
-    });
+    sdModulateParams({ weights: `${FIXTURES}/conformance`, batch: F, dedupe: true, decoder });
   const invert = await invertStage.run({ frames: fr }, p("vae"), ctx);
   const opt = { groupSamples: 64, microBatch: 28, reusePrefix: true, skipRepeats: true };
   evaluations.reset();

@@ -8,7 +8,7 @@
 import { assert, assertEquals } from "../assert.ts";
 import { FIXTURES } from "../paths.ts";
 import { invertStage } from "../../pipeline/stages/invert.ts";
-import { flatParams } from "./params.ts";
+import { sdModulateParams } from "./params.ts";
 import { finalRows, modulateStage } from "../../pipeline/stages/modulate.ts";
 import type { Artifacts, StageContext } from "../../pipeline/dag/stage.ts";
 import { i32, type Tensor, u8 } from "../../pipeline/tensor/tensor.ts";
@@ -31,27 +31,8 @@ const [gh, gw] = (() => {
   return [H / cell, W / cell];
 })();
 
-function params(schedule: string): Record<string, unknown> {
-  return flatParams({
-    backbone: { kind: "sd", weights: `${FIXTURES}/conformance`, provider: "cpu", dtype: "fp32" },
-    seed: 1,
-    batch_size: F,
-    dedupe_last_batch: false,
-    sampler: { steps: 25, t_m: 22, t_f: 24, guidance: 5 },
-    modulation: {
-      lambda: 5,
-      block: 7,
-      attn: "cross",
-      latent_blending: true,
-      blend_until_end: false,
-      injection: true,
-      filter_strength: 0.7,
-      difference_mode: "float_l2",
-      decoder: "vae",
-    },
-    schedule,
-  });
-}
+const params = (schedule: string) =>
+  sdModulateParams({ weights: `${FIXTURES}/conformance`, batch: F, schedule });
 
 function framesArtifact(): Artifacts {
   const frames = u8([F, H, W, 3]);
